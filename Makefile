@@ -1,0 +1,42 @@
+# Set-up is hidden behind two targets: `make demo` (the main job) and `make test`.
+# Both create .venv and install everything on first use; later runs reuse it.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch comes from the machine's wheel store; pinning it here keeps pip from resolving
+# (and downloading) another build.
+TORCH := torch==2.14.1 torchvision==0.29.1
+DEMO_ARGS ?=
+
+.PHONY: setup system-deps demo test lint clean
+
+$(BIN)/convbench: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/convbench
+
+# Debian packages: Fashion-MNIST files, Chromium for the browser test, PostgreSQL for the
+# store tests. Needs root (CI and the dev machines run as root).
+system-deps:
+	@missing=""; \
+	for p in dataset-fashion-mnist chromium postgresql; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+demo: setup system-deps
+	$(BIN)/convbench compare --dataset fashion-mnist --models B2FL16,custom-cnn,resnet20 \
+	  --epochs 2 --set data.train_limit=12000 --report out/fashion-mnist/report.html $(DEMO_ARGS)
+
+test: setup system-deps
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) convbench-runs out

@@ -1,0 +1,158 @@
+"""Batch preparation on the device: uint8 → float, channel/size adaptation, augmentation,
+normalisation — as whole-batch tensor ops, so the cores train the network instead of running
+per-image PIL transforms.
+
+>>> import torch
+>>> from convbench.config import AugmentConfig
+>>> prep = BatchPrep(AugmentConfig(preset="standard"), in_channels=1, channels=1, side=28,
+...                  mean=(0.5,), std=(0.25,), device=torch.device("cpu"))
+>>> x = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+>>> prep(x, train=True, generator=torch.Generator().manual_seed(0)).shape
+torch.Size([4, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import AugmentConfig
+
+
+@dataclass(frozen=True)
+class AugmentPlan:
+    crop_padding: int = 0
+    hflip: bool = False
+    vflip: bool = False
+    rotate_deg: float = 0.0
+    erase_p: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.crop_padding or self.hflip or self.vflip or self.rotate_deg or self.erase_p)
+
+
+def _preset(name: str, side: int) -> AugmentPlan:
+    pad = max(2, side // 8)
+    return {
+        "none": AugmentPlan(),
+        "flip": AugmentPlan(hflip=True),
+        "standard": AugmentPlan(crop_padding=pad, hflip=True),
+        "strong": AugmentPlan(crop_padding=pad, hflip=True, rotate_deg=15.0, erase_p=0.25),
+    }[name]
+
+
+def plan_for(cfg: AugmentConfig, side: int) -> AugmentPlan:
+    """The preset for images of ``side`` px, with any explicitly set field taking precedence."""
+    base = _preset(cfg.preset, side)
+    explicit = {k: v for k, v in cfg.model_dump(exclude={"preset"}).items() if v is not None}
+    return AugmentPlan(**{**base.__dict__, **explicit})
+
+
+def _rand(n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=g)
+
+
+def random_crop(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    """Zero-pad by ``pad`` and take one random crop per image (an integer translation)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def random_flip(x: torch.Tensor, dim: int, g: torch.Generator) -> torch.Tensor:
+    mask = (_rand(x.shape[0], g) < 0.5).to(x.device)[:, None, None, None]
+    return torch.where(mask, x.flip(dim), x)
+
+
+def random_rotate(x: torch.Tensor, max_deg: float, g: torch.Generator) -> torch.Tensor:
+    angle = (_rand(x.shape[0], g) * 2 - 1) * math.radians(max_deg)
+    cos, sin = angle.cos(), angle.sin()
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
+    """Random erasing (Zhong et al.): a rectangle of 2–33 % of the area, aspect 0.3–3.3, set to 0
+    (the mean after normalisation)."""
+    n, _, h, w = x.shape
+    area = (0.02 + 0.31 * _rand(n, g)) * h * w
+    aspect = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * _rand(n, g))
+    eh = (area * aspect).sqrt().clamp(1, h).floor()
+    ew = (area / aspect).sqrt().clamp(1, w).floor()
+    y0 = (_rand(n, g) * (h - eh + 1)).floor()
+    x0 = (_rand(n, g) * (w - ew + 1)).floor()
+    on = _rand(n, g) < p
+    ys = torch.arange(h)[None, :]
+    xs = torch.arange(w)[None, :]
+    in_y = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
+    in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
+    mask = (in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]).to(x.device)
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+class BatchPrep:
+    """Turns a uint8 batch into the float batch the model wants, on the target device."""
+
+    def __init__(self, augment: AugmentConfig, *, in_channels: int, channels: int, side: int,
+                 mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                 channels_last: bool = False):
+        self.plan = plan_for(augment, side)
+        self.in_channels, self.channels, self.side = in_channels, channels, side
+        self.device = device
+        self.channels_last = channels_last
+        mean_t = torch.tensor(mean, dtype=torch.float32)
+        std_t = torch.tensor(std, dtype=torch.float32)
+        if channels != in_channels:  # statistics follow the channel conversion
+            mean_t, std_t = self._convert_channels(mean_t[None, :, None, None])[0, :, 0, 0], \
+                self._convert_channels(std_t[None, :, None, None])[0, :, 0, 0]
+        # Fold /255 and normalisation into one multiply-add.
+        self.scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(device)
+        self.shift = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
+
+    def _convert_channels(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 1 and self.channels == 3:
+            return x.expand(-1, 3, -1, -1)
+        if self.in_channels == 3 and self.channels == 1:
+            weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)
+            return (x * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        return x
+
+    def __call__(self, x: torch.Tensor, *, train: bool,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True).float()
+        x = self._convert_channels(x)
+        if x.shape[-1] != self.side or x.shape[-2] != self.side:
+            x = F.interpolate(x, size=(self.side, self.side), mode="bilinear",
+                              align_corners=False, antialias=x.shape[-1] > self.side)
+        x = x * self.scale + self.shift
+        if train and self.plan.active:
+            x = self.augment(x, generator or torch.Generator().manual_seed(0))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        plan = self.plan
+        if plan.crop_padding:
+            x = random_crop(x, plan.crop_padding, g)
+        if plan.hflip:
+            x = random_flip(x, 3, g)
+        if plan.vflip:
+            x = random_flip(x, 2, g)
+        if plan.rotate_deg:
+            x = random_rotate(x, plan.rotate_deg, g)
+        if plan.erase_p:
+            x = random_erase(x, plan.erase_p, g)
+        return x

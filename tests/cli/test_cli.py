@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+
+def test_version(cli):
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("convbench ")
+
+
+def test_done_when_digits_blocks(cli):
+    proc = cli("train", "--dataset", "digits", "--model", "blocks", "--set", "model.blocks=2",
+               "--set", "model.base_filters=16", "--epochs", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["status"] == "completed"
+    assert run["metrics"]["test_accuracy"] >= 0.90
+    for key in ("id", "name", "status", "config", "metrics", "epochs"):
+        assert key in run
+    shown = json.loads(cli("runs", "show", run["id"], "--json").stdout)
+    assert shown["metrics"]["test_accuracy"] == run["metrics"]["test_accuracy"]
+    listed = json.loads(cli("runs", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == [run["id"]]
+    assert cli("runs", "delete", run["id"]).returncode == 0
+    assert json.loads(cli("runs", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--model", "resnt20", "--epochs", "1"], "resnet20"),
+    (["train", "--dataset", "fashion-mnst", "--epochs", "1"], "fashion-mnist"),
+    (["train", "--optimizer", "adamm", "--epochs", "1"], "adam"),
+    (["train", "--epochs", "0"], "train.epochs"),
+    (["train", "--set", "optim.lr=-1"], "optim.lr"),
+    (["train", "--set", "model.nope=1"], "unknown config field"),
+    (["train", "--set", "noequals"], "key=value"),
+    (["train", "missing.yaml"], "not found"),
+    (["train", "--dataset", "cifar10", "--data-dir", "nowhere"], "nowhere"),
+    (["train", "--dataset", "folder", "--data-dir", "nowhere"], "nowhere"),
+    (["runs", "show", "deadbeef"], "runs list"),
+    (["train", "--resume", "deadbeef"], "runs list"),
+    (["train", "--device", "cuda:0", "--epochs", "1"], "cuda"),
+])
+def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
+    proc = cli(*args)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert needle.lower() in proc.stderr.lower()
+    assert len(proc.stderr.strip().splitlines()) <= 3
+
+
+def test_bad_yaml_is_a_clear_error(cli, tmp_path):
+    (tmp_path / "bad.yaml").write_text("train: [epochs: 3\n")
+    proc = cli("train", "bad.yaml")
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+
+
+def test_diverging_run_exits_2_and_says_what_to_do(cli):
+    proc = cli("train", "--dataset", "digits", "--model", "B2FL8", "--epochs", "2",
+               "--optimizer", "sgd", "--lr", "1e6", "--quiet")
+    assert proc.returncode == 2
+    assert "diverged" in proc.stderr and "--lr" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_listings(cli):
+    ds = json.loads(cli("datasets", "--json").stdout)
+    names = {d["name"]: d for d in ds}
+    assert names["digits"]["found"] is True
+    assert {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder", "synthetic"} <= set(names)
+    models = {m["name"] for m in json.loads(cli("models", "--json").stdout)}
+    assert {"blocks", "custom-cnn", "resnet20", "vgg16", "alexnet", "resnet18"} <= models
+
+
+def test_config_resolves_file_and_sets(cli, tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  epochs: 7\n")
+    proc = cli("config", "c.yaml", "--set", "model.name=B3FL4")
+    assert proc.returncode == 0
+    assert "epochs: 7" in proc.stdout and "name: B3FL4" in proc.stdout
