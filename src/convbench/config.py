@@ -69,8 +69,9 @@ class ModelConfig(_Section):
 
 
 class OptimConfig(_Section):
-    name: str = "sgd"
-    lr: float = Field(0.01, gt=0)
+    # Defaults are Keras' (Adam, 1e-3, batch 32), as in study 004: a safe start on new data.
+    name: str = "adam"
+    lr: float = Field(0.001, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0)
@@ -111,7 +112,7 @@ class EarlyStopConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     seed: int = Field(0, ge=0)
     device: str = "auto"
