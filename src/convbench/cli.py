@@ -20,8 +20,9 @@ app = typer.Typer(help="Design, train, compare and tune convolutional networks, 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 runs_app = typer.Typer(help="List, show and delete stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-out = Console()
-err = Console(stderr=True)
+# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
@@ -272,6 +273,197 @@ def runs_delete(run_id: Annotated[str, typer.Argument(help="Run id or unique pre
     out.print(f"Deleted run {full}.")
 
 
+@app.command("lr-find")
+def lr_find_cmd(
+    config_file: Annotated[Path | None, typer.Argument(help="YAML run config (optional).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Data set (`convbench datasets`).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model, e.g. B2FL16.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    min_lr: Annotated[float | None, typer.Option(help="Start of the sweep [1e-4].")] = None,
+    max_lr: Annotated[float | None, typer.Option(help="End of the sweep [1e-2].")] = None,
+    mode: Annotated[str | None, typer.Option(
+        help="linear, exp, or auto [auto: linear up to two decades, else exp].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Length of the sweep in epochs [8].")] = None,
+    iters: Annotated[int | None, typer.Option(
+        help="Length in iterations (overrides --epochs).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Comma-separated seeds; bounds are medians.")] = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Read the bounds off accuracy or loss [accuracy].")] = None,
+    rule: Annotated[list[str] | None, typer.Option(
+        "--rule", help="Bound rule field, e.g. --rule start=0.2 (docs/lr-find.md).")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write the plot here (.png/.svg/.pdf) [the first run's artifact folder].")] = None,
+    log_x: Annotated[bool | None, typer.Option(
+        "--log-x/--linear-x", help="LR axis [log over two decades or more].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Where the data set's files are.")] = None,
+    sets: SetOpt = None,
+    name: Annotated[str | None, typer.Option(help="A name for the runs.")] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+):
+    """LR range test: train while the LR rises from --min-lr to --max-lr, record loss and
+    accuracy against the LR, suggest lower/upper bounds for cyclical schedules and plot it.
+
+      convbench lr-find --dataset digits --model B2FL16 --optimizer sgd --min-lr 1e-4 \\
+          --max-lr 1 --epochs 3 --json
+    """
+    from .search.plots import save_lr_plot
+    from .training.lr_finder import lr_find, make_spec
+
+    cfg = build_config(config_file, {
+        "data.dataset": dataset, "data.data_dir": data_dir, "model.name": model,
+        "train.batch_size": batch_size, "optim.name": optimizer, "train.device": device,
+        "name": name}, sets)
+    rule_fields: dict[str, Any] = {"metric": metric} if metric else {}
+    for item in rule or []:
+        key, _, value = item.partition("=")
+        rule_fields[key.strip()] = cfgmod.parse_value(value.strip())
+    spec = make_spec(min_lr=min_lr, max_lr=max_lr, mode=mode, epochs=epochs, iters=iters,
+                     rule=rule_fields or None)
+    s = _store(store)
+    result = lr_find(cfg, spec, seeds=_csv(seeds, "seeds", int) or None, store=s,
+                     name=name, quiet=quiet or as_json)
+    runs = result.pop("runs")
+    target = plot or Path(runs[0]["artifacts"]["lr_find"]).with_name("lr_find.png")
+    result["plot"] = save_lr_plot(runs, str(target), lower=result["lower"],
+                                  upper=result["upper"], log_x=log_x,
+                                  title=f"LR range test: {cfg.model.name} on {cfg.data.dataset}")
+    for r in runs:
+        s.update(r["id"], artifacts={"plot": result["plot"]})
+    keys = ("lr_lower", "lr_upper", "bounds_reason", "best_val_accuracy", "stop_reason",
+            "iterations", "train_time_s")
+    result["runs"] = [{"id": r["id"], "seed": r["seed"],
+                       **{k: (r.get("metrics") or {}).get(k) for k in keys}} for r in runs]
+    if as_json:
+        return print_json(result)
+    table = Table("run", "seed", "lower", "upper", "best val acc", "stopped by", "iters", "note")
+    for r in result["runs"]:
+        table.add_row(r["id"], str(r["seed"]), _fmt(r["lr_lower"]), _fmt(r["lr_upper"]),
+                      _fmt(r["best_val_accuracy"]), r["stop_reason"], _fmt(r["iterations"]),
+                      r["bounds_reason"] or "")
+    out.print(table)
+    if result["lower"] is None:
+        err.print("No bounds: the metric never improved over this range. Try another range "
+                  "(--min-lr/--max-lr), more epochs, or --metric loss.")
+    else:
+        out.print(f"[bold]bounds[/] lower {result['lower']:.3g}  upper {result['upper']:.3g}   "
+                  "(train with --schedule triangular2 --lr LOWER --set schedule.max_lr=UPPER)")
+    sug = result["suggestions"]
+    out.print("single values: " + ", ".join(f"{k} {_fmt(v) if v is None else f'{v:.3g}'}"
+                                            for k, v in sug.items()))
+    out.print(f"wrote {result['plot']}")
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.1f} %"
+
+
+@app.command("search")
+def search_cmd(
+    space: Annotated[Path | None, typer.Argument(
+        help="Search space YAML (docs/search.md).")] = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Continue a killed or stopped search (id, prefix or name).")] = None,
+    workers: Annotated[int, typer.Option(help="Trials run in N parallel processes.")] = 1,
+    strategy: Annotated[str | None, typer.Option(help="grid, random, tpe or screen.")] = None,
+    pruner: Annotated[str | None, typer.Option(
+        help="none, median, percentile, asha, hyperband or screen.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Configurations to try.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Full-training epochs per trial.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds of each full training: 0,1,2.")] = None,
+    time_budget: Annotated[float | None, typer.Option(
+        help="Total wall time in seconds (a resumed search gets what is left).")] = None,
+    audit: Annotated[bool | None, typer.Option(
+        "--audit/--no-audit", help="Also train discarded/pruned configurations in full and "
+                                   "report correlations, regret and compute saved.")] = None,
+    audit_sample: Annotated[int | None, typer.Option(
+        help="Audit only this many discarded configurations.")] = None,
+    sets: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any field of the space, e.g. --set screen.epochs=4 "
+                      "--set base.train.batch_size=64.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write the HTML report here (+ -winner.yaml and .json beside it).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the searches in the store.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
+):
+    """Search a space of configurations (grid, random, TPE or the study's LR-range-test
+    screening) with optional pruning, several seeds and worker processes; resumable.
+
+      convbench search examples/digits-screen-search.yaml --workers 2 --audit \\
+          --report out/search.html
+    """
+    from .search import search as run_search
+
+    s = _store(store)
+    if list_:
+        groups = s.list_groups(kind="search")
+        if as_json:
+            return print_json(groups)
+        table = Table("id", "name", "status", "runs", "created")
+        for g in groups:
+            table.add_row(g["id"], g.get("name") or "", g["status"], str(len(g["run_ids"])),
+                          (g.get("created_at") or "")[:19])
+        return out.print(table if groups else "No searches yet.")
+    overrides = list(sets or [])
+    for key, value in (("search.strategy", strategy), ("search.pruner.name", pruner),
+                       ("search.trials", trials), ("search.epochs", epochs)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if seeds:
+        overrides.append(f"search.seeds=[{','.join(map(str, _csv(seeds, 'seeds', int)))}]")
+    if resume and (space or overrides):
+        raise ConfigError("--resume continues a search with its own space: drop the YAML, "
+                          "--set and the space options (--workers, --audit, --time-budget and "
+                          "--report may be given).")
+    def say(text: str) -> None:
+        if not (quiet or as_json):
+            err.print(text, markup=False)
+
+    try:
+        result = run_search(space, store=s, workers=workers, resume=resume, audit=audit,
+                            audit_sample=audit_sample, time_budget_s=time_budget,
+                            overrides=overrides, report=report, quiet=quiet or as_json, echo=say)
+    except KeyboardInterrupt:
+        err.print("Stopped. Finished trials are kept: continue with `convbench search --resume "
+                  "ID` (`convbench search --list` shows the id).")
+        raise typer.Exit(130) from None
+    if as_json:
+        return print_json(result)
+    table = Table("configuration", "status", "early val", "LR bounds", "final val", "test")
+    for r in result["rows"]:
+        b = r.get("lr_bounds") or [None, None]
+        bounds = f"{b[0]:.3g}–{b[1]:.3g}" if None not in b else "-"
+        table.add_row(r.get("label", r["key"]), r["status"], _pct(r.get("early")), bounds,
+                      _pct(r.get("full")), _pct(result["winner"]["test"]["value"])
+                      if r.get("winner") else "")
+    out.print(f"[bold]search {result['id']}[/] {result.get('name') or ''} — {result['status']}")
+    out.print(table)
+    w, a, c = result["winner"], result["audit"], result["compute"]
+    if w:
+        out.print(f"[bold]winner[/] {w['label']}: validation {_pct(w['val'])}, "
+                  f"test {_pct(w['test']['value'])}")
+    if a:
+        out.print(f"[bold]audit[/] Spearman {_fmt(a['spearman'])}, Kendall {_fmt(a['kendall'])} "
+                  f"(n={a['pairs']}); winner is the true best: "
+                  f"{'yes' if a['winner_is_best'] else 'no'}; regret {a['regret_points']:.2f} "
+                  f"points ({a['audited']} of {a['discarded']} discarded audited)")
+    if c.get("savings_pct"):
+        sv, used, ex = c["savings_pct"], c["used"], c["exhaustive"]
+        out.print(f"[bold]compute[/] used {used['epochs']:.1f} epochs / {used['seconds']:.1f} s / "
+                  f"{used['energy_j']:.0f} J against exhaustive {ex['epochs']:.1f} / "
+                  f"{ex['seconds']:.1f} s / {ex['energy_j']:.0f} J: saved {sv['epochs']:.1f} % "
+                  f"epochs, {sv['seconds']:.1f} % time, {sv['energy_j']:.1f} % energy"
+                  + (" (exhaustive partly estimated)" if c["exhaustive_estimated"] else ""))
+    for path in (result.get("report") or {}).values():
+        out.print(f"wrote {path}")
+
+
 @app.command()
 def datasets(data_dir: Annotated[str | None, typer.Option(help="Also look here.")] = None,
              as_json: JsonOpt = False):
@@ -325,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=True)
     except ConvbenchError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("Interrupted.")

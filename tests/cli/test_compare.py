@@ -1,0 +1,69 @@
+import json
+from pathlib import Path
+
+import convbench
+from convbench.compare import compare
+from convbench.store import Store
+
+BASE = {"data": {"dataset": "digits"}, "train": {"epochs": 2, "batch_size": 64},
+        "measure": {"latency_repeats": 3, "throughput_batch": 32, "target_accuracy": 0.2}}
+
+
+def test_compare_in_parallel_records_group_and_reports(tmp_path, store_url):
+    report = tmp_path / "out" / "report.html"
+    group = compare(BASE, ["simple-cnn", "B2FL8"], seeds=[0, 1], workers=2, store=store_url,
+                    report=report)
+    assert group["errors"] == []
+    runs = group["runs"]
+    assert sorted((r["config"]["model"]["name"], r["seed"]) for r in runs) == [
+        ("blocks", 0), ("blocks", 1), ("simple-cnn", 0), ("simple-cnn", 1)]
+    assert all(r["status"] == "completed" and r["group_id"] == group["id"] for r in runs)
+    # every cost column filled for every run
+    for r in runs:
+        for key in ("test_accuracy", "test_top5", "macro_f1", "best_val_accuracy", "epochs_run",
+                    "params_total", "flops", "macs", "disk_bytes", "peak_memory_bytes",
+                    "train_time_s", "time_to_target_s", "latency_ms", "throughput_ips",
+                    "energy_kwh", "cost"):
+            assert r["metrics"][key] is not None, (r["config"]["model"]["name"], key)
+    # parallel workers split the cores instead of oversubscribing them
+    assert all(r["config"]["train"]["threads"] >= 1 for r in runs)
+    for suffix in (".html", ".md", ".csv", ".json"):
+        assert report.with_suffix(suffix).stat().st_size > 0
+    csv_rows = report.with_suffix(".csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 2  # header + one row per model (seeds aggregated)
+
+
+def test_a_failing_model_is_reported_not_fatal(store_url):
+    # six blocks cannot fit 8×8 digits: that model fails, the other completes
+    group = compare(BASE, ["B2FL8", "B6FL4"], store=store_url)
+    statuses = {r["config"]["model"]["blocks"]: r["status"] for r in group["runs"]}
+    assert statuses == {2: "completed", 6: "failed"}
+    assert Store(store_url).get_group(group["id"])["status"] == "failed"
+
+
+def test_cli_compare_then_report_from_store(cli, tmp_path):
+    proc = cli("compare", "--dataset", "digits", "--models", "simple-cnn,B2FL8", "--epochs", "1",
+               "--set", "measure.latency_repeats=2", "--json", "--report", "r/report.html")
+    assert proc.returncode == 0, proc.stderr
+    group = json.loads(proc.stdout)
+    assert Path(tmp_path / "r" / "report.html").exists()
+    run_id = group["runs"][0]["id"]
+    again = cli("report", group["id"][:6], "-o", "again.html")
+    assert again.returncode == 0, again.stderr
+    html = (tmp_path / "again.html").read_text()
+    assert "simple-cnn" in html and "<svg" in html
+    single = cli("report", run_id, "-o", "one.html")
+    assert single.returncode == 0 and (tmp_path / "one.html").exists()
+
+
+def test_compare_errors_are_clear(cli):
+    proc = cli("compare", "--dataset", "digits", "--models", "simple-cnn,resnt20")
+    assert proc.returncode == 2 and "resnet20" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("compare", "--models", "simple-cnn", "--seeds", "0,x")
+    assert proc.returncode == 2 and "--seeds" in proc.stderr
+    proc = cli("report", "nosuchid", "-o", "x.html")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_python_api_names():
+    assert callable(convbench.train) and convbench.Store is Store
