@@ -22,7 +22,9 @@ from .store import Store
 from .training.device import available_cores
 
 
-def _variants(base: RunConfig, models: list[str], seeds: list[int], threads: int | None) -> list[RunConfig]:
+def _variants(
+    base: RunConfig, models: list[str], seeds: list[int], threads: int | None
+) -> list[RunConfig]:
     out = []
     for model in models:
         for seed in seeds:
@@ -36,7 +38,9 @@ def _variants(base: RunConfig, models: list[str], seeds: list[int], threads: int
     return out
 
 
-def _train_one(cfg_json: dict, store_url: str, group_id: str, quiet: bool) -> tuple[str, str | None]:
+def _train_one(
+    cfg_json: dict, store_url: str, group_id: str, quiet: bool
+) -> tuple[str, str | None]:
     """Worker body: train, never raise (a failed model is reported, not fatal)."""
     from .training import train
 
@@ -50,9 +54,17 @@ def _train_one(cfg_json: dict, store_url: str, group_id: str, quiet: bool) -> tu
         return "", f"{cfg_json['model']['name']}: {err.__class__.__name__}: {err}"
 
 
-def compare(base: RunConfig | dict, models: list[str], *, seeds: list[int] | None = None,
-            workers: int = 1, store: Store | str | None = None, name: str | None = None,
-            report: str | Path | None = None, quiet: bool = True) -> dict[str, Any]:
+def compare(
+    base: RunConfig | dict,
+    models: list[str],
+    *,
+    seeds: list[int] | None = None,
+    workers: int = 1,
+    store: Store | str | None = None,
+    name: str | None = None,
+    report: str | Path | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
     """Train every model (× seed) with the same data, split, augmentation, schedule and budget,
     record them as one comparison group, and write the report when ``report`` is given.
 
@@ -69,11 +81,17 @@ def compare(base: RunConfig | dict, models: list[str], *, seeds: list[int] | Non
     threads = max(1, available_cores() // workers) if workers > 1 else base.train.threads
     variants = _variants(base, models, seeds, threads)
     from .training import prepare_config
+
     for v in variants:  # fail fast on unknown names before any training starts
         prepare_config(v)
-    group_id = store.create_group(kind="compare", name=name, config={
-        "models": models, "seeds": seeds, "base": base.model_dump(mode="json")})
-    jobs = [(v.model_dump(mode="json"), store.url, group_id, quiet or workers > 1) for v in variants]
+    group_id = store.create_group(
+        kind="compare",
+        name=name,
+        config={"models": models, "seeds": seeds, "base": base.model_dump(mode="json")},
+    )
+    jobs = [
+        (v.model_dump(mode="json"), store.url, group_id, quiet or workers > 1) for v in variants
+    ]
     if workers == 1:
         results = [_train_one(*job) for job in jobs]
     else:
@@ -82,14 +100,22 @@ def compare(base: RunConfig | dict, models: list[str], *, seeds: list[int] | Non
     errors = [msg for _, msg in results if msg]
     group = load_group(store, group_id)
     statuses = [r["status"] for r in group["runs"]]
-    store.update_group(group_id, status="completed" if statuses and not errors else "failed",
-                       metrics={"errors": errors, "runs": len(statuses)})
+    store.update_group(
+        group_id,
+        status="completed" if statuses and not errors else "failed",
+        metrics={"errors": errors, "runs": len(statuses)},
+    )
     group = load_group(store, group_id)
     group["errors"] = errors
     if report:
         from .report import write_report
-        group["report"] = {k: str(p) for k, p in write_report(
-            group["runs"], report, title=name or "convbench comparison", group=group).items()}
+
+        group["report"] = {
+            k: str(p)
+            for k, p in write_report(
+                group["runs"], report, title=name or "convbench comparison", group=group
+            ).items()
+        }
     return group
 
 

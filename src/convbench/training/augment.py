@@ -32,7 +32,9 @@ class AugmentPlan:
 
     @property
     def active(self) -> bool:
-        return bool(self.crop_padding or self.hflip or self.vflip or self.rotate_deg or self.erase_p)
+        return bool(
+            self.crop_padding or self.hflip or self.vflip or self.rotate_deg or self.erase_p
+        )
 
 
 def _preset(name: str, side: int) -> AugmentPlan:
@@ -105,9 +107,18 @@ def random_erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
 class BatchPrep:
     """Turns a uint8 batch into the float batch the model wants, on the target device."""
 
-    def __init__(self, augment: AugmentConfig, *, in_channels: int, channels: int, side: int,
-                 mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
-                 channels_last: bool = False):
+    def __init__(
+        self,
+        augment: AugmentConfig,
+        *,
+        in_channels: int,
+        channels: int,
+        side: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        channels_last: bool = False,
+    ):
         self.plan = plan_for(augment, side)
         self.in_channels, self.channels, self.side = in_channels, channels, side
         self.device = device
@@ -115,8 +126,10 @@ class BatchPrep:
         mean_t = torch.tensor(mean, dtype=torch.float32)
         std_t = torch.tensor(std, dtype=torch.float32)
         if channels != in_channels:  # statistics follow the channel conversion
-            mean_t, std_t = self._convert_channels(mean_t[None, :, None, None])[0, :, 0, 0], \
-                self._convert_channels(std_t[None, :, None, None])[0, :, 0, 0]
+            mean_t, std_t = (
+                self._convert_channels(mean_t[None, :, None, None])[0, :, 0, 0],
+                self._convert_channels(std_t[None, :, None, None])[0, :, 0, 0],
+            )
         # Fold /255 and normalisation into one multiply-add.
         self.scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(device)
         self.shift = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
@@ -129,13 +142,19 @@ class BatchPrep:
             return (x * weights.view(1, 3, 1, 1)).sum(1, keepdim=True)
         return x
 
-    def __call__(self, x: torch.Tensor, *, train: bool,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, *, train: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True).float()
         x = self._convert_channels(x)
         if x.shape[-1] != self.side or x.shape[-2] != self.side:
-            x = F.interpolate(x, size=(self.side, self.side), mode="bilinear",
-                              align_corners=False, antialias=x.shape[-1] > self.side)
+            x = F.interpolate(
+                x,
+                size=(self.side, self.side),
+                mode="bilinear",
+                align_corners=False,
+                antialias=x.shape[-1] > self.side,
+            )
         x = x * self.scale + self.shift
         if train and self.plan.active:
             x = self.augment(x, generator or torch.Generator().manual_seed(0))

@@ -37,12 +37,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint without running pickled code."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"Checkpoint {str(path)!r} not found; the run cannot be resumed "
-                           "(it never finished an epoch). Start it again with `convbench train`.")
+        raise WeightsError(
+            f"Checkpoint {str(path)!r} not found; the run cannot be resumed "
+            "(it never finished an epoch). Start it again with `convbench train`."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file: say so instead of a traceback
-        raise WeightsError(f"Checkpoint {str(path)!r} is unreadable ({err.__class__.__name__}).") from None
+        raise WeightsError(
+            f"Checkpoint {str(path)!r} is unreadable ({err.__class__.__name__})."
+        ) from None
 
 
 def save_weights(path: str | Path, model: torch.nn.Module) -> None:

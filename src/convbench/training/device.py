@@ -23,7 +23,9 @@ def select_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"train.device={name!r} is not a device; use auto, cpu or cuda[:N].") from None
+        raise ConfigError(
+            f"train.device={name!r} is not a device; use auto, cpu or cuda[:N]."
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA GPU is visible; use --device cpu or auto.")
     return device
@@ -68,14 +70,22 @@ def environment(device: torch.device, threads: int) -> dict:
 
     try:
         import timm
+
         timm_version = timm.__version__
     except ImportError:
         timm_version = None
     cuda = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
-        "convbench": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-        "torchvision": torchvision.__version__, "timm": timm_version, "device": str(device),
-        "cuda": cuda, "threads": threads, "cpu": _cpu_name(), "platform": platform.platform(),
+        "convbench": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm_version,
+        "device": str(device),
+        "cuda": cuda,
+        "threads": threads,
+        "cpu": _cpu_name(),
+        "platform": platform.platform(),
     }
 
 

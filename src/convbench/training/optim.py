@@ -17,13 +17,19 @@ from ..config import OptimConfig
 from ..registry import Registry
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry(
-    "optimizer", listing="convbench train --help")
+    "optimizer", listing="convbench train --help"
+)
 
 
 @OPTIMIZERS.register("sgd")
 def _sgd(params, c: OptimConfig):
-    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
-                           weight_decay=c.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=c.lr,
+        momentum=c.momentum,
+        nesterov=c.nesterov and c.momentum > 0,
+        weight_decay=c.weight_decay,
+    )
 
 
 @OPTIMIZERS.register("adam")
@@ -38,8 +44,9 @@ def _adamw(params, c: OptimConfig):
 
 @OPTIMIZERS.register("rmsprop")
 def _rmsprop(params, c: OptimConfig):
-    return torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum, eps=c.eps,
-                               weight_decay=c.weight_decay)
+    return torch.optim.RMSprop(
+        params, lr=c.lr, momentum=c.momentum, eps=c.eps, weight_decay=c.weight_decay
+    )
 
 
 def make_optimizer(cfg: OptimConfig, params: Iterable) -> torch.optim.Optimizer:

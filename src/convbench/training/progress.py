@@ -23,9 +23,14 @@ class Progress:
         if not self.quiet:
             # stderr, so `--json` output on stdout stays machine-readable.
             self._bar = RichProgress(
-                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                MofNCompleteColumn(), TextColumn("{task.fields[stats]}"), TimeRemainingColumn(),
-                console=Console(file=sys.stderr), transient=True)
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+            )
             self._bar.__enter__()
         return self
 
@@ -46,20 +51,26 @@ class Progress:
             return
         if self._task is not None:
             self._bar.remove_task(self._task)
-        self._task = self._bar.add_task("train", total=steps, epoch=epoch, epochs=self.epochs,
-                                        stats="")
+        self._task = self._bar.add_task(
+            "train", total=steps, epoch=epoch, epochs=self.epochs, stats=""
+        )
 
     def update(self, step: int, *, loss: float, acc: float, lr: float) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=step,
-                             stats=f"loss {loss:.4f} acc {acc:.3f} lr {lr:.2e}")
+            self._bar.update(
+                self._task, completed=step, stats=f"loss {loss:.4f} acc {acc:.3f} lr {lr:.2e}"
+            )
 
     def end_epoch(self, epoch: int, row: dict) -> None:
         if self._bar is None:
             return
-        val = (f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}"
-               if row.get("val_accuracy") is not None else "")
+        val = (
+            f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}"
+            if row.get("val_accuracy") is not None
+            else ""
+        )
         self._bar.console.print(
             f"epoch {epoch}/{self.epochs}  loss {row['train_loss']:.4f} "
             f"acc {row['train_accuracy']:.4f}{val}  {row['time_s']:.1f}s "
-            f"{row['images_per_s']:.0f} img/s")
+            f"{row['images_per_s']:.0f} img/s"
+        )

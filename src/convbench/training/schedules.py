@@ -60,8 +60,10 @@ def one_cycle(cfg: ScheduleConfig, base_lr: float, ipe: int, total: int) -> LrFn
 def _cyclical(mode: str) -> Callable[..., LrFn]:
     def make(cfg: ScheduleConfig, base_lr: float, ipe: int, total: int) -> LrFn:
         if cfg.max_lr is None:
-            raise ConfigError(f"schedule {mode} needs an upper bound: --set schedule.max_lr=X "
-                              "(optim.lr is the lower bound), or --set schedule.bounds=auto.")
+            raise ConfigError(
+                f"schedule {mode} needs an upper bound: --set schedule.max_lr=X "
+                "(optim.lr is the lower bound), or --set schedule.bounds=auto."
+            )
         low, high = base_lr, cfg.max_lr
         half = cfg.cycle_iters or max(1, round((cfg.cycle_epochs or 2.0) * ipe))
 
@@ -125,6 +127,7 @@ class Schedule:
         self.factor, self.best, self.stalled = state["factor"], state["best"], state["stalled"]
 
 
-def make_schedule(cfg: ScheduleConfig, *, base_lr: float, iters_per_epoch: int,
-                  total_iters: int) -> Schedule:
+def make_schedule(
+    cfg: ScheduleConfig, *, base_lr: float, iters_per_epoch: int, total_iters: int
+) -> Schedule:
     return Schedule(cfg, base_lr, iters_per_epoch, total_iters)
