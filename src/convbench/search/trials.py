@@ -1,0 +1,220 @@
+"""What one trial does: screen a configuration (range tests over seeds), train it in full
+(over seeds, the first one reporting to the pruner), or both with the online discard rule.
+
+Every piece of work is a stored run with a name made of the configuration's label, the phase,
+the trial's origin number and the seed, so a trial re-run after a kill finds the runs its
+first attempt finished (and reuses them), resumes an interrupted training from its checkpoint,
+and redoes only what was cut short.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from ..store import Store
+from ..training import train
+from ..training.engine import LAST, EpochHook
+from ..training.lr_finder import LRFindSpec, aggregate_bounds, run_range_test
+from .rules import chance_of, discard_reason, summarise
+from .space import SearchSpec, group_of, key_of, label_of, run_config, suggest
+from .storage import trials
+
+Point = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """What a worker needs to run trials of one phase."""
+
+    store: Store
+    spec: SearchSpec
+    group_id: str
+    phase: str
+    threads: int | None = None
+    quiet: bool = True
+
+
+def run_name(label: str, phase: str, origin: int, seed: int) -> str:
+    """The stored name of one piece of work.
+
+    >>> run_name("blocks=2", "screen", 3, 0)
+    'blocks=2 · screen #3 · s0'
+    """
+    return f"{label} · {phase} #{origin} · s{seed}"
+
+
+def _find(ctx: Context, name: str) -> dict | None:
+    found = [r for r in ctx.store.list_runs(group_id=ctx.group_id)
+             if r["name"] == name and not (r.get("metrics") or {}).get("superseded")]
+    return ctx.store.get_run(found[0]["id"]) if found else None
+
+
+def _supersede(ctx: Context, run: dict) -> None:
+    ctx.store.update(run["id"], status="stopped", metrics={"superseded": True}, ended=True)
+
+
+def _extra(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
+    return fields | ({"train.threads": ctx.threads} if ctx.threads else {})
+
+
+# ----- screening ---------------------------------------------------------------------------
+
+def range_spec(spec: SearchSpec, cfg: Any) -> LRFindSpec:
+    s = spec.screen
+    return LRFindSpec(min_lr=cfg.optim.lr, max_lr=cfg.schedule.max_lr, mode=s.mode,
+                      epochs=s.epochs, iters=s.iters, rule=s.bounds)
+
+
+def early_score(run: dict, how: str) -> float | None:
+    m = run.get("metrics") or {}
+    return m.get("best_val_accuracy") if how == "best_val" else m.get("final_val_accuracy")
+
+
+def screen(ctx: Context, trial: optuna.Trial, point: Point, origin: int) -> dict[str, Any]:
+    """Range tests of ``point`` over the screening seeds; returns and records the early score
+    (``value`` median or mean over seeds, plus median, mean, std), chance level and bounds."""
+    spec, label = ctx.spec, label_of(point)
+    cfg = run_config(spec, point, _extra(ctx, {}))
+    lr_spec = range_spec(spec, cfg)
+    runs = []
+    for seed in spec.screen.seeds:
+        name = run_name(label, "screen", origin, seed)
+        run = _find(ctx, name)
+        if run is not None and run["status"] != "completed":
+            _supersede(ctx, run)
+            run = None
+        if run is None:
+            run = dict(run_range_test(cfg, lr_spec, seed=seed, store=ctx.store,
+                                      group_id=ctx.group_id, name=name, quiet=ctx.quiet))
+        runs.append(run)
+    stats = summarise([early_score(r, spec.screen.score) for r in runs], spec.screen.aggregate)
+    bounds = aggregate_bounds(runs, spec.screen.bounds)
+    result = {"early": stats["value"], "early_stats": stats,
+              "chance": chance_of(runs[0]["metrics"], spec.screen.chance),
+              "lr_lower": bounds["lower"], "lr_upper": bounds["upper"],
+              "swept": [cfg.optim.lr, cfg.schedule.max_lr],
+              "screen_runs": [r["id"] for r in runs]}
+    for k, v in result.items():
+        trial.set_user_attr(k, v)
+    return result
+
+
+def peers(ctx: Context, trial: optuna.Trial, group: str) -> list[float | None]:
+    """Early scores of the other screened trials of the same group (online discard rule)."""
+    return [t.user_attrs.get("early") for t in trials(trial.study)
+            if t.number != trial.number and t.user_attrs.get("group") == group
+            and "early" in t.user_attrs and not t.user_attrs.get("orphaned")]
+
+
+# ----- full training -----------------------------------------------------------------------
+
+def final_score(run: dict) -> float | None:
+    """Best validation accuracy of a training run (also of a diverged one: its best epoch)."""
+    m = run.get("metrics") or {}
+    if m.get("best_val_accuracy") is not None:
+        return m["best_val_accuracy"]
+    vals = [e["val_accuracy"] for e in run.get("epochs") or []
+            if e.get("val_accuracy") is not None]
+    return max(vals) if vals else (0.0 if run["status"] in ("diverged", "completed") else None)
+
+
+def pruning_hook(trial: optuna.Trial) -> EpochHook:
+    def hook(epoch: int, row: dict) -> bool:
+        value = row.get("val_accuracy")
+        if value is None or not math.isfinite(value):
+            return False
+        trial.report(value, epoch)
+        return trial.should_prune()
+
+    return hook
+
+
+def _train_or_resume(ctx: Context, name: str, cfg: Any, hook: EpochHook | None) -> dict:
+    run = _find(ctx, name)
+    if run is not None:
+        done = run["status"] in ("completed", "diverged") or run["metrics"].get("pruned")
+        if done:
+            return run
+        checkpoint = ctx.store.run_dir(run["id"]) / LAST
+        if run["status"] in ("running", "stopped") and checkpoint.exists():
+            for row in run.get("epochs") or []:  # the pruner sees the epochs already done
+                if hook is not None and hook(row["epoch"], row):
+                    ctx.store.update(run["id"], status="stopped", ended=True)
+                    return ctx.store.get_run(run["id"]) | {"status": "stopped"}
+            return dict(train(store=ctx.store, resume=run["id"], quiet=ctx.quiet, on_epoch=hook))
+        _supersede(ctx, run)
+    return dict(train(cfg, store=ctx.store, quiet=ctx.quiet, group_id=ctx.group_id,
+                      on_epoch=hook))
+
+
+def train_config(ctx: Context, point: Point, bounds: list[float] | None, seed: int,
+                 name: str) -> Any:
+    """The full-training config: the point, ``search.epochs``, the seed and, after screening,
+    the screening schedule between the bounds the configuration's own range test found."""
+    fields = {"train.epochs": ctx.spec.full_epochs, "train.seed": seed, "name": name}
+    if bounds:
+        fields |= {"schedule.name": ctx.spec.screen.schedule, "schedule.bounds": "manual",
+                   "optim.lr": bounds[0], "schedule.max_lr": bounds[1]}
+    return run_config(ctx.spec, point, _extra(ctx, fields))
+
+
+def train_all(ctx: Context, trial: optuna.Trial, point: Point, origin: int,
+              bounds: list[float] | None) -> float:
+    """Train ``point`` over ``search.seeds``; the first seed reports each epoch's validation
+    accuracy to the pruner (in the train phase), and a pruned first seed ends the trial."""
+    spec = ctx.spec
+    prunable = ctx.phase == "train" and spec.search.pruner.name not in ("none", "screen")
+    runs = []
+    for i, seed in enumerate(spec.search.seeds):
+        name = run_name(label_of(point), ctx.phase, origin, seed)
+        cfg = train_config(ctx, point, bounds, seed, name)
+        run = _train_or_resume(ctx, name, cfg, pruning_hook(trial) if prunable and i == 0 else None)
+        runs.append(run)
+        trial.set_user_attr("train_runs", [r["id"] for r in runs])
+        if run["status"] == "stopped" or run["metrics"].get("pruned"):
+            epoch = len(run.get("epochs") or [])
+            ctx.store.update(run["id"], metrics={"pruned": True, "pruned_epoch": epoch})
+            trial.set_user_attr("pruned_epoch", epoch)
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+    stats = summarise([final_score(r) for r in runs], spec.search.aggregate)
+    trial.set_user_attr("final", stats["value"])
+    trial.set_user_attr("final_stats", stats)
+    trial.set_user_attr("statuses", [r["status"] for r in runs])
+    return stats["value"] if stats["value"] is not None else 0.0
+
+
+# ----- one trial ---------------------------------------------------------------------------
+
+def execute(ctx: Context, trial: optuna.Trial) -> float:
+    """Run one trial of ``ctx.phase`` and return its value (early score in the screen phase,
+    final validation accuracy otherwise); raises ``optuna.TrialPruned`` when discarded."""
+    point = suggest(trial, ctx.spec)
+    origin = trial.user_attrs.get("origin", trial.number)
+    group = group_of(ctx.spec, point)
+    for k, v in {"key": key_of(point), "label": label_of(point), "point": point,
+                 "group": group}.items():
+        trial.set_user_attr(k, v)
+    if ctx.phase == "screen":
+        result = screen(ctx, trial, point, origin)
+        return result["early"] if result["early"] is not None else 0.0
+    bounds = trial.user_attrs.get("lr_bounds")
+    if ctx.phase == "train" and ctx.spec.search.pruner.name == "screen":
+        result = screen(ctx, trial, point, origin)
+        reason = discard_reason(result["early"], result["chance"],
+                                peers(ctx, trial, group) + [result["early"]], ctx.spec.screen)
+        if reason:
+            trial.set_user_attr("discarded", reason)
+            raise optuna.TrialPruned(reason)
+        bounds = bounds_of(result)
+    return train_all(ctx, trial, point, origin, bounds)
+
+
+def bounds_of(result: dict[str, Any]) -> list[float]:
+    """The screened bounds, or the swept range when the range test found none."""
+    if result.get("lr_lower") is None or result.get("lr_upper") is None:
+        return list(result["swept"])
+    return [result["lr_lower"], result["lr_upper"]]

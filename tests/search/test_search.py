@@ -1,0 +1,191 @@
+"""End-to-end searches on digits: screening with two workers and an audit, a pruner, the
+online screen pruner with TPE, time budgets, and a search killed midway and resumed."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from convbench.search import search
+from convbench.search import space as sp
+from convbench.search.storage import get_study, open_storage, trials
+from convbench.store import Store
+
+
+def _write(tmp_path, data, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_path, space):
+    path = _write(tmp_path, space())
+    proc = cli("search", str(path), "--workers", "2", "--audit", "--report", "out/search.html",
+               "--store", "runs.db", check=True)
+    # --audit prints the correlations, the regret and the compute saved.
+    assert "Spearman" in proc.stdout and "Kendall" in proc.stdout
+    assert "regret" in proc.stdout and "saved" in proc.stdout
+    store = Store(str(tmp_path / "runs.db"))
+    group = store.list_groups(kind="search")[0]
+    summary = group["metrics"]["summary"]
+    rows = {r["label"]: r for r in summary["rows"]}
+    assert len(rows) == 4 and group["status"] == "completed"
+    for label, row in rows.items():
+        if "optim=sgd" in label:  # plain SGD at 1e-4..1e-2 stays at chance in two epochs
+            assert row["status"].startswith("discarded: no convergence"), row["status"]
+            assert row["audit_final"] is not None  # the audit trained it anyway
+        else:
+            assert row["status"] == "kept" and row["final"] > row["early"] > 0.3
+            lo, hi = row["lr_bounds"]
+            assert 1e-4 <= lo < hi <= 1e-2
+    winner = summary["winner"]
+    assert "optim=adam" in winner["label"] and winner["test"]["value"] > 0.5
+    cfg = yaml.safe_load((tmp_path / "out" / "search-winner.yaml").read_text())
+    assert cfg["schedule"]["name"] == "triangular2" and cfg["train"]["epochs"] == 3
+    assert cfg["optim"]["lr"] == pytest.approx(rows[winner["label"]]["lr_bounds"][0])
+    audit = summary["audit"]
+    assert audit["pairs"] == 4 and audit["audited"] == audit["discarded"] == 2
+    assert audit["spearman"] is not None and audit["regret_points"] >= 0
+    compute = summary["compute"]
+    assert compute["trained_in_full"] == 4 and not compute["exhaustive_estimated"]
+    # Every trial is a run of the group: 4 configs × 2 seeds range tests, 2 + 2 trainings.
+    kinds = [r["kind"] for r in store.list_runs(group_id=group["id"])]
+    assert kinds.count("lr-find") == 8 and kinds.count("train") == 4
+    html = (tmp_path / "out" / "search.html").read_text()
+    for heading in ("Trials", "LR range curves", "Early against final", "Compute",
+                    "Winning config", "no convergence"):
+        assert heading in html
+    assert json.loads((tmp_path / "out" / "search.json").read_text())["id"] == group["id"]
+    # The winner's YAML reproduces its run with `convbench train` (same seed, same numbers).
+    proc = cli("train", "out/search-winner.yaml", "--set", "train.threads=1", "--json",
+               "--store", "again.db", check=True)
+    assert json.loads(proc.stdout)["metrics"]["best_val_accuracy"] == winner["val"]
+
+
+def test_median_pruner_prunes_and_the_audit_trains_the_pruned(store_url, space):
+    spec = space(params={"optim.name": ["adam", "sgd"], "model.name": ["B2FL8"],
+                         "lr_range": [[1.0e-3, 1.0e-2]]},
+                 search={"strategy": "grid", "epochs": 3,
+                         "pruner": {"name": "median", "startup_trials": 1,
+                                    "warmup_epochs": 0}},
+                 audit={"enabled": True})
+    result = search(spec, store=store_url)
+    rows = {r["point"]["optim.name"]: r for r in result["rows"]}
+    assert rows["adam"]["status"] == "completed"
+    assert rows["sgd"]["status"].startswith("pruned after epoch")
+    run = Store(store_url).get_run(rows["sgd"]["train_runs"][0])
+    assert run["status"] == "stopped" and run["metrics"]["pruned"] is True
+    assert len(run["epochs"]) < 3
+    assert rows["sgd"]["audit_final"] is not None and result["audit"]["audited"] == 1
+    assert result["early_measure"].startswith("validation accuracy of the first seed after")
+    assert result["compute"]["used"]["epochs"] < 6
+
+
+def test_tpe_with_the_online_screen_pruner(store_url, space):
+    spec = space(search={"strategy": "tpe", "trials": 3, "epochs": 2,
+                         "pruner": {"name": "screen"}},
+                 screen={"epochs": 1, "seeds": [0]})
+    result = search(spec, store=store_url)
+    assert len(result["rows"]) <= 3 and result["status"] == "completed"
+    store = Store(store_url)
+    for row in result["rows"]:
+        assert row["early"] is not None and len(row["screen_runs"]) == 1
+        if row["status"].startswith("discarded"):
+            assert not row.get("train_runs")
+        else:
+            run = store.get_run(row["train_runs"][0])
+            lo, hi = row["lr_bounds"] if row["lr_bounds"][0] else row["swept"]
+            assert run["config"]["schedule"]["name"] == "triangular2"
+            assert (run["config"]["optim"]["lr"], run["config"]["schedule"]["max_lr"]) == (lo, hi)
+
+
+def test_time_budget_stops_and_resume_finishes(store_url, space):
+    spec = space(params={"model.name": ["B2FL4"], "optim.name": ["adam"],
+                         "lr_range": [[1.0e-3, 1.0e-2]]},
+                 search={"strategy": "screen", "epochs": 1, "time_budget_s": 1e-6},
+                 screen={"epochs": 1, "seeds": [0]})
+    first = search(spec, store=store_url)
+    assert first["status"] == "stopped"
+    assert [r["status"] for r in first["rows"]] == ["pending"]
+    assert Store(store_url).list_runs(group_id=first["id"]) == []
+    done = search(resume=first["id"], store=store_url, time_budget_s=3600)
+    assert done["status"] == "completed" and done["winner"] is not None
+
+
+def test_bad_space_is_a_one_line_error(cli, tmp_path):
+    path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}},
+                             "params": {"model.name": ["B2FL4", "nosuchnet"]}})
+    proc = cli("search", str(path), "--store", "runs.db")
+    assert proc.returncode == 2
+    assert "nosuchnet" in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+
+
+def _completed_screen_trials(db):
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute(
+                "select count(*) from trials t join studies s on t.study_id = s.study_id "
+                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path, space):
+    spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"],
+                         "lr_range": [[1.0e-4, 1.0e-2], [1.0e-3, 1.0e-1]]},
+                 search={"strategy": "screen", "epochs": 2})
+    path = _write(tmp_path, spec)
+    db = tmp_path / "runs.db"
+    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
+    proc = subprocess.Popen([exe, "search", str(path), "--workers", "2", "--store", str(db),
+                             "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 400
+        while _completed_screen_trials(db) < 2:
+            assert proc.poll() is None and time.time() < deadline, "search ended or hung"
+            time.sleep(0.5)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait(30)
+        # The workers notice their coordinator died and stop (Linux parent-death signal).
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    store = Store(str(db))
+    group = store.list_groups(kind="search")[0]
+    before = {r["name"]: r["id"] for r in store.list_runs(group_id=group["id"], status="completed")}
+    assert before and group["status"] == "running"
+
+    cli("search", "--resume", group["id"], "--workers", "2", "--store", str(db), check=True)
+
+    group = store.get_group(group["id"])
+    assert group["status"] == "completed"
+    storage = open_storage(store, create=False)
+    screen = get_study(storage, group["id"], "screen")
+    orphans = [t for t in trials(screen) if t.user_attrs.get("orphaned")]
+    assert orphans and all(t.state == TrialState.FAIL for t in orphans)  # killed mid-trial
+    live = [t for t in trials(screen) if not t.user_attrs.get("orphaned")]
+    keys = [t.user_attrs["key"] for t in live]
+    expected = {sp.key_of(p) for p in sp.grid(sp.parse(spec))}
+    assert sorted(keys) == sorted(expected)  # every configuration once, none lost
+    assert all(t.state == TrialState.COMPLETE for t in live)
+    runs = store.list_runs(group_id=group["id"], status="completed")
+    names = [r["name"] for r in runs]
+    assert len(names) == len(set(names))  # nothing finished was done twice
+    assert sum(r["kind"] == "lr-find" for r in runs) == len(expected) * 2
+    after = {r["name"]: r["id"] for r in runs}
+    assert all(after[name] == rid for name, rid in before.items())  # finished runs kept
+    used = {rid for t in live for rid in t.user_attrs["screen_runs"]}
+    assert {rid for name, rid in before.items() if "screen" in name} <= used
