@@ -30,7 +30,7 @@ system-deps:
 
 demo: setup system-deps
 	$(BIN)/convbench compare --dataset fashion-mnist --models B2FL16,custom-cnn,resnet20 \
-	  --epochs 2 --set data.train_limit=12000 --report out/fashion-mnist/report.html $(DEMO_ARGS)
+	  --epochs 3 --batch-size 128 --report out/fashion-mnist/report.html $(DEMO_ARGS)
 
 test: setup system-deps
 	$(BIN)/pytest -q

@@ -32,6 +32,24 @@ SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any config field by dotted path, e.g. --set model.blocks=3 "
                   "(repeatable; see `convbench config`).")]
 
+ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (optional).")]
+DatasetOpt = Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")]
+DataDirOpt = Annotated[str | None, typer.Option(help="Where the data set's files are.")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Training epochs.")]
+BatchOpt = Annotated[int | None, typer.Option(help="Batch size (default 32).")]
+LrOpt = Annotated[float | None, typer.Option(help="Learning rate (lower bound of cyclical).")]
+OptimizerOpt = Annotated[str | None, typer.Option(help="sgd, adam (default), adamw or rmsprop.")]
+ScheduleOpt = Annotated[str | None, typer.Option(
+    help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule) -> dict:
+    """The flags `train` and `compare` share, as dotted config paths."""
+    return {"data.dataset": dataset, "data.data_dir": data_dir, "train.epochs": epochs,
+            "train.batch_size": batch_size, "optim.lr": lr, "optim.name": optimizer,
+            "schedule.name": schedule}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -88,26 +106,25 @@ def show_run_summary(run: dict) -> None:
 
 @app.command()
 def train(
-    config_file: Annotated[Path | None, typer.Argument(help="YAML run config (optional).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")] = None,
+    config_file: ConfigArg = None,
+    dataset: DatasetOpt = None,
     model: Annotated[str | None, typer.Option(help="Model (see `convbench models`), "
                                                     "e.g. B2FL32 or timm/rexnet_100.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (lower bound of cyclical).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
-    schedule: Annotated[str | None, typer.Option(
-        help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range.")] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    schedule: ScheduleOpt = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, order).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the data set's files are.")] = None,
+    data_dir: DataDirOpt = None,
     sets: SetOpt = None,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     resume: Annotated[str | None, typer.Option(
         help="Continue a killed or stopped run (id or unique prefix) from its last checkpoint.")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ):
     """Train one network and record the run (config, epochs, metrics, cost) in the store.
 
@@ -122,10 +139,8 @@ def train(
         cfg = None
     else:
         cfg = build_config(config_file, {
-            "data.dataset": dataset, "data.data_dir": data_dir, "model.name": model,
-            "train.epochs": epochs, "train.batch_size": batch_size, "optim.lr": lr,
-            "optim.name": optimizer, "schedule.name": schedule, "train.seed": seed,
-            "train.device": device, "name": name}, sets)
+            **training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
+            "model.name": model, "train.seed": seed, "train.device": device, "name": name}, sets)
     try:
         run = run_training(cfg, store=_store(store), quiet=quiet or as_json, resume=resume)
     except (KeyboardInterrupt, Stopped):
@@ -156,16 +171,16 @@ def _csv(text: str | None, what: str, cast=str) -> list:
 @app.command()
 def compare(
     models: Annotated[str, typer.Option(help="Comma-separated models, e.g. B2FL16,custom-cnn,resnet20.")],
-    config_file: Annotated[Path | None, typer.Argument(help="YAML base config (optional).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs for every model.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="LR schedule (see `convbench train --help`).")] = None,
+    config_file: ConfigArg = None,
+    dataset: DatasetOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    optimizer: OptimizerOpt = None,
+    schedule: ScheduleOpt = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: mean ± std "
                                                    "and median of every metric.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the data set's files are.")] = None,
+    data_dir: DataDirOpt = None,
     sets: SetOpt = None,
     workers: Annotated[int, typer.Option(help="Train models in N parallel processes "
                                               "(cores are split between them).")] = 1,
@@ -174,7 +189,7 @@ def compare(
         help="Write the HTML report here (+ .md, .csv, .json beside it).")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ):
     """Train several models under the same data, split, augmentation, schedule and budget;
     record them as one comparison and write a report.
@@ -183,11 +198,10 @@ def compare(
           --seeds 0,1 --report out/report.html
     """
     from .compare import compare as run_compare
+    from .report.summary import model_name
 
-    base = build_config(config_file, {
-        "data.dataset": dataset, "data.data_dir": data_dir, "train.epochs": epochs,
-        "train.batch_size": batch_size, "optim.lr": lr, "optim.name": optimizer,
-        "schedule.name": schedule}, sets)
+    base = build_config(config_file, training_flags(dataset, data_dir, epochs, batch_size, lr,
+                                                    optimizer, schedule), sets)
     names = _csv(models, "models")
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
@@ -199,7 +213,7 @@ def compare(
         table = Table("run", "model", "seed", "status", "test acc", "train s", "params")
         for r in group["runs"]:
             m = r.get("metrics") or {}
-            table.add_row(r["id"], r["config"]["model"]["name"], str(r["seed"]), r["status"],
+            table.add_row(r["id"], model_name(r), str(r["seed"]), r["status"],
                           _fmt(m.get("test_accuracy")), _fmt(m.get("train_time_s")),
                           _fmt(m.get("params_total")))
         out.print(f"[bold]comparison {group['id']}[/]")
@@ -232,6 +246,8 @@ def runs_list(store: StoreOpt = None, as_json: JsonOpt = False,
               kind: Annotated[str | None, typer.Option(help="train, svm, detect, …")] = None,
               status: Annotated[str | None, typer.Option(help="completed, failed, …")] = None):
     """List stored runs, newest first."""
+    from .report.summary import model_name
+
     runs = _store(store).list_runs(kind=kind, status=status)
     if as_json:
         return print_json(runs)
@@ -240,7 +256,7 @@ def runs_list(store: StoreOpt = None, as_json: JsonOpt = False,
     for r in runs:
         c, m = r.get("config") or {}, r.get("metrics") or {}
         table.add_row(r["id"], r.get("name") or "", r.get("kind") or "", r["status"],
-                      (c.get("data") or {}).get("dataset", ""), (c.get("model") or {}).get("name", ""),
+                      (c.get("data") or {}).get("dataset", ""), model_name(r) if c else "",
                       _fmt(m.get("epochs_run")), _fmt(m.get("test_accuracy")),
                       (r.get("started_at") or "")[:19])
     out.print(table if runs else "No runs yet. Start one with `convbench train`.")
@@ -273,6 +289,10 @@ def runs_delete(run_id: Annotated[str, typer.Argument(help="Run id or unique pre
     out.print(f"Deleted run {full}.")
 
 
+def _lr_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 @app.command("lr-find")
 def lr_find_cmd(
     config_file: Annotated[Path | None, typer.Argument(help="YAML run config (optional).")] = None,
@@ -289,6 +309,8 @@ def lr_find_cmd(
         help="Length in iterations (overrides --epochs).")] = None,
     seeds: Annotated[str | None, typer.Option(
         help="Comma-separated seeds; bounds are medians.")] = None,
+    diverge: Annotated[float | None, typer.Option(
+        help="Stop when the smoothed loss exceeds K × its minimum [4].")] = None,
     metric: Annotated[str | None, typer.Option(
         help="Read the bounds off accuracy or loss [accuracy].")] = None,
     rule: Annotated[list[str] | None, typer.Option(
@@ -323,7 +345,7 @@ def lr_find_cmd(
         key, _, value = item.partition("=")
         rule_fields[key.strip()] = cfgmod.parse_value(value.strip())
     spec = make_spec(min_lr=min_lr, max_lr=max_lr, mode=mode, epochs=epochs, iters=iters,
-                     rule=rule_fields or None)
+                     diverge=diverge, rule=rule_fields or None)
     s = _store(store)
     result = lr_find(cfg, spec, seeds=_csv(seeds, "seeds", int) or None, store=s,
                      name=name, quiet=quiet or as_json)
@@ -342,7 +364,7 @@ def lr_find_cmd(
         return print_json(result)
     table = Table("run", "seed", "lower", "upper", "best val acc", "stopped by", "iters", "note")
     for r in result["runs"]:
-        table.add_row(r["id"], str(r["seed"]), _fmt(r["lr_lower"]), _fmt(r["lr_upper"]),
+        table.add_row(r["id"], str(r["seed"]), _lr_text(r["lr_lower"]), _lr_text(r["lr_upper"]),
                       _fmt(r["best_val_accuracy"]), r["stop_reason"], _fmt(r["iterations"]),
                       r["bounds_reason"] or "")
     out.print(table)
@@ -353,8 +375,7 @@ def lr_find_cmd(
         out.print(f"[bold]bounds[/] lower {result['lower']:.3g}  upper {result['upper']:.3g}   "
                   "(train with --schedule triangular2 --lr LOWER --set schedule.max_lr=UPPER)")
     sug = result["suggestions"]
-    out.print("single values: " + ", ".join(f"{k} {_fmt(v) if v is None else f'{v:.3g}'}"
-                                            for k, v in sug.items()))
+    out.print("single values: " + ", ".join(f"{k} {_lr_text(v)}" for k, v in sug.items()))
     out.print(f"wrote {result['plot']}")
 
 
@@ -510,6 +531,15 @@ def show_config(config_file: Annotated[Path | None, typer.Argument(help="YAML to
     for key, typ, default in cfgmod.config_fields():
         table.add_row(key, typ, _fmt(default))
     out.print(table)
+
+
+# Transfer learning and analysis (cli_transfer.py): features, svm, analyze …, data …
+from .cli_transfer import analyze_app, data_app, features_cmd, svm_cmd  # noqa: E402
+
+app.command("features")(features_cmd)
+app.command("svm")(svm_cmd)
+app.add_typer(analyze_app, name="analyze")
+app.add_typer(data_app, name="data")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,6 +50,56 @@ class DataConfig(_Section):
     augment: AugmentConfig = AugmentConfig()
 
 
+Activation = Literal["relu", "gelu", "silu", "elu", "leaky_relu", "tanh"]
+
+
+class HeadConfig(_Section):
+    """A new classifier head: ``units`` dense layers (each linear → [BN] → act → [dropout])."""
+
+    units: list[int] = Field(default_factory=list, description="hidden dense layer widths")
+    batch_norm: bool = False
+    dropout: float = Field(0.0, ge=0, lt=1)
+    activation: Activation = "relu"
+
+
+class TransferConfig(_Section):
+    """Transfer learning on top of ``model.pretrained`` (see docs/transfer.md).
+
+    Selectors name parts of the model: ``backbone``, ``head``, ``all``, unit indices or slices
+    of the backbone (``0``, ``0:3``, ``-2:``), unit names (``blocks.3``) or parameter-name
+    globs (``features.1*``); ``convbench analyze layers`` lists the units.
+    """
+
+    freeze: int | str | list[str] = Field(
+        "none", description="none | backbone | N (first N backbone units) | selector(s)")
+    freeze_bn: bool = Field(True, description="keep frozen BatchNorm layers in eval mode")
+    unfreeze_after: int | None = Field(
+        None, ge=1, description="epochs with the frozen part (default: backbone) frozen")
+    truncate: int | None = Field(None, ge=1, description="keep only the first N backbone units")
+    head: HeadConfig | None = Field(None, description="replace the classifier by a new head")
+    reinit: list[str] = Field(default_factory=list, description="selectors to re-initialise")
+    reinit_init: Literal["uniform", "glorot_uniform", "glorot_normal", "kaiming_uniform",
+                         "kaiming_normal"] = "uniform"
+    lr_scale: dict[str, float] = Field(
+        default_factory=dict, description="selector → LR multiplier (later entries win)")
+    discriminative: tuple[float, float] | None = Field(
+        None, description="LR multipliers spread geometrically from the first unit to the head")
+
+    @field_validator("lr_scale")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(s < 0 for s in v.values()):
+            raise ValueError("LR multipliers must be ≥ 0")
+        return v
+
+    @field_validator("discriminative")
+    @classmethod
+    def _positive(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and min(v) <= 0:
+            raise ValueError("discriminative multipliers (low, high) must be > 0")
+        return v
+
+
 class ModelConfig(_Section):
     name: str = "simple-cnn"
     # The `blocks` constructor (study 004); also read by shorthand names like B2FL32.
@@ -64,8 +114,9 @@ class ModelConfig(_Section):
     dropout: float = Field(0.0, ge=0, lt=1)
     dense_layers: int = Field(2, ge=0)
     dense_units: int | None = Field(None, gt=0, description="default: the flattened size")
-    pretrained: bool | str = False
+    pretrained: bool | str = Field(False, description="true (published weights) or a path")
     options: dict[str, Any] = Field(default_factory=dict, description="extra kwargs (timm)")
+    transfer: TransferConfig = TransferConfig()
 
 
 class OptimConfig(_Section):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ from .progress import Progress
 from .schedules import make_schedule
 
 LAST, BEST = "last.pt", "best.safetensors"
+
+# Called after every optimiser step with (lr, loss, logits, labels); True ends the epoch early.
+BatchHook = Callable[[float, torch.Tensor, torch.Tensor, torch.Tensor], bool]
+# Called after every finished epoch with (epoch, row); True stops the run (status "stopped").
+EpochHook = Callable[[int, dict], bool]
 
 
 class Run(dict):
@@ -137,9 +143,13 @@ class Trainer:
         self.state = FitState(**ckpt["state"])
 
     # ----- one epoch ---------------------------------------------------------------------
-    def train_epoch(self, epoch: int, progress: Progress) -> dict[str, float]:
+    def train_epoch(self, epoch: int, progress: Progress,
+                    on_batch: BatchHook | None = None) -> dict[str, float]:
         t, n = self.cfg.train, len(self.bundle.train)
         model, opt = self.model, self.optimizer
+        start_hook = getattr(model, "on_epoch_start", None)
+        if callable(start_hook):  # transfer learning: gradual unfreezing (models/transfer.py)
+            start_hook(epoch, opt)
         model.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed_for(t.seed, epoch, 0)))
         aug = torch.Generator().manual_seed(_seed_for(t.seed, epoch, 1))
@@ -171,6 +181,8 @@ class Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(idx)
             self.state.iteration += 1
+            if on_batch is not None and on_batch(lr, loss.detach(), logits.detach(), y):
+                break  # e.g. the LR range test: divergence or its iteration budget
             if progress.due() or b == self.iters_per_epoch - 1:
                 # The only host sync of the loop, a few times a second at most.
                 mean_loss = loss_sum.item() / seen
@@ -201,8 +213,8 @@ class Trainer:
                 "val_accuracy": (logits.argmax(1) == val.y).float().mean().item()}
 
     # ----- the run -----------------------------------------------------------------------
-    def fit(self) -> str:
-        """Train the remaining epochs; return the final status."""
+    def fit(self, on_epoch: EpochHook | None = None) -> str:
+        """Train the remaining epochs; return the final status (``on_epoch`` may stop early)."""
         t, s = self.cfg.train, self.state
         stop_metric = t.early_stopping.metric
         memory = PeakMemory(self.device)
@@ -226,6 +238,9 @@ class Trainer:
                     progress.end_epoch(epoch, row)
                     self._log(_epoch_line(epoch, row))
                     self.save()
+                    if on_epoch is not None and on_epoch(epoch, row):
+                        self._log(f"stopped after epoch {epoch} by the caller (search pruner)")
+                        return "stopped"
                     if t.early_stopping.enabled and s.bad_epochs >= t.early_stopping.patience:
                         self._log(f"early stop after epoch {epoch}: no {stop_metric} gain "
                                   f"for {s.bad_epochs} epochs")
@@ -336,7 +351,8 @@ def prepare_config(config: RunConfig | dict | str | Path) -> RunConfig:
 
 
 def train(config: RunConfig | dict | str | Path | None = None, *, store: Store | str | None = None,
-          quiet: bool = True, resume: str | None = None, group_id: str | None = None) -> Run:
+          quiet: bool = True, resume: str | None = None, group_id: str | None = None,
+          on_epoch: EpochHook | None = None) -> Run:
     """Train one network and record everything in the store; return the stored run.
 
     ``resume`` continues a killed or stopped run from its last epoch checkpoint; it ends with
@@ -358,12 +374,18 @@ def train(config: RunConfig | dict | str | Path | None = None, *, store: Store |
             config = {}
         cfg = prepare_config(config)
     bundle = load_data(cfg.data, cfg.train.seed)
+    lr_bounds = None
+    if not resume and cfg.schedule.bounds == "auto":
+        from .lr_finder import auto_bounds  # lr_finder builds on this module
+        cfg, lr_bounds = auto_bounds(cfg, bundle, store, group_id=group_id, quiet=quiet)
     if not resume:
         device = select_device(cfg.train.device)
         env = environment(device, set_threads(cfg.train.threads))
         run_id = store.create_run(name=cfg.name, config=cfg.model_dump(mode="json"),
                                   seed=cfg.train.seed, env=env, kind="train", device=str(device),
                                   group_id=group_id)
+        if lr_bounds:
+            store.update(run_id, metrics={"lr_bounds": lr_bounds})
     try:
         trainer = Trainer(cfg, store, run_id, bundle, quiet=quiet)
         if resume:
@@ -376,7 +398,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, store: Store |
             for note in bundle.notes:
                 trainer._log(note)
         with _stop_on_signals():
-            status = trainer.fit()
+            status = trainer.fit(on_epoch)
             metrics = trainer.finish() if status == "completed" else {
                 "epochs_run": trainer.state.epoch, "train_time_s": trainer.state.train_time_s,
                 "diverged_epoch": trainer.state.extra.get("diverged_epoch")}
