@@ -67,11 +67,22 @@ def _fresh(cfg, bundle, channels_last: bool):
 
 def canonical(cfg, bundle, steps: int, batch: int, fast: bool) -> float:
     mean, std = bundle.mean[0], bundle.std[0]
-    tf = transforms.Compose([transforms.RandomCrop(28, padding=4), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-    loader = DataLoader(PilDataset(bundle.train.x, bundle.train.y, tf), batch_size=batch,
-                        shuffle=True, num_workers=torch.get_num_threads(), drop_last=True,
-                        persistent_workers=True)
+    tf = transforms.Compose(
+        [
+            transforms.RandomCrop(28, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((mean,), (std,)),
+        ]
+    )
+    loader = DataLoader(
+        PilDataset(bundle.train.x, bundle.train.y, tf),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=torch.get_num_threads(),
+        drop_last=True,
+        persistent_workers=True,
+    )
     model, opt = _fresh(cfg, bundle, fast)
     dtype = amp_dtype(torch.device("cpu"), True) if fast else None
     model.train()
@@ -91,7 +102,8 @@ def bare(cfg, bundle, steps: int, batch: int) -> float:
     model, opt = _fresh(cfg, bundle, True)
     dtype = amp_dtype(torch.device("cpu"), True)
     x = torch.randn(batch, bundle.channels, *bundle.image_size).contiguous(
-        memory_format=torch.channels_last)
+        memory_format=torch.channels_last
+    )
     y = torch.randint(0, bundle.num_classes, (batch,))
     model.train()
     for _ in range(2):
@@ -104,12 +116,23 @@ def bare(cfg, bundle, steps: int, batch: int) -> float:
 
 def engine(args, steps: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        run = convbench.train({
-            "data": {"dataset": args.dataset, "val_fraction": 0.0, "test_limit": 512,
-                     "train_limit": args.batch * steps, "augment": {"preset": "standard"}},
-            "model": {"name": args.model}, "optim": {"name": "sgd", "lr": 0.01},
-            "train": {"epochs": 2, "batch_size": args.batch}, "measure": {"cost": False},
-        }, store=f"{tmp}/runs.db", quiet=True)
+        run = convbench.train(
+            {
+                "data": {
+                    "dataset": args.dataset,
+                    "val_fraction": 0.0,
+                    "test_limit": 512,
+                    "train_limit": args.batch * steps,
+                    "augment": {"preset": "standard"},
+                },
+                "model": {"name": args.model},
+                "optim": {"name": "sgd", "lr": 0.01},
+                "train": {"epochs": 2, "batch_size": args.batch},
+                "measure": {"cost": False},
+            },
+            store=f"{tmp}/runs.db",
+            quiet=True,
+        )
         return run.epochs[-1]["images_per_s"]  # the second epoch: warm caches
 
 
@@ -123,21 +146,24 @@ def main() -> None:
     threads = set_threads(None)
     cfg = build({"data": {"dataset": args.dataset}, "model": {"name": args.model}})
     bundle = load_data(cfg.data, seed=0)
+    canonical_fp32 = "canonical loop (DataLoader, PIL transforms, fp32)"
+    canonical_fast = "canonical loop + channels_last/bf16"
+    bare_step = "bare step (one preloaded batch)"
+    half = args.steps // 2
     rates = {
         "convbench engine": engine(args, args.steps),
-        "canonical loop (DataLoader, PIL transforms, fp32)": canonical(cfg, bundle, args.steps // 2,
-                                                                       args.batch, False),
-        "canonical loop + channels_last/bf16": canonical(cfg, bundle, args.steps // 2, args.batch, True),
-        "bare step (one preloaded batch)": bare(cfg, bundle, args.steps, args.batch),
+        canonical_fp32: canonical(cfg, bundle, half, args.batch, False),
+        canonical_fast: canonical(cfg, bundle, half, args.batch, True),
+        bare_step: bare(cfg, bundle, args.steps, args.batch),
     }
-    print(f"{args.model} on {args.dataset}, batch {args.batch}, {threads} threads, "
-          f"bf16={'yes' if amp_dtype(torch.device('cpu'), True) else 'no'}")
+    bf16 = "yes" if amp_dtype(torch.device("cpu"), True) else "no"
+    print(f"{args.model} on {args.dataset}, batch {args.batch}, {threads} threads, bf16={bf16}")
     for name, rate in rates.items():
         print(f"  {name:<50} {rate:8.0f} images/s")
     ours = rates["convbench engine"]
-    print(f"ratio vs canonical loop:            {ours / rates['canonical loop (DataLoader, PIL transforms, fp32)']:.2f}x  (target >= 2)")
-    print(f"ratio vs canonical + same precision: {ours / rates['canonical loop + channels_last/bf16']:.2f}x")
-    print(f"ratio vs bare step:                 {ours / rates['bare step (one preloaded batch)']:.2f}x  (target >= 0.9)")
+    print(f"ratio vs canonical loop:            {ours / rates[canonical_fp32]:.2f}x  (target >= 2)")
+    print(f"ratio vs canonical + same precision:{ours / rates[canonical_fast]:.2f}x")
+    print(f"ratio vs bare step:                 {ours / rates[bare_step]:.2f}x  (target >= 0.9)")
 
 
 if __name__ == "__main__":

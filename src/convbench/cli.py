@@ -15,22 +15,36 @@ from . import __version__
 from . import config as cfgmod
 from .errors import ConfigError, ConvbenchError
 
-app = typer.Typer(help="Design, train, compare and tune convolutional networks, measuring "
-                       "quality and cost. Every run is kept in a store (SQLite by default).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Design, train, compare and tune convolutional networks, measuring "
+    "quality and cost. Every run is kept in a store (SQLite by default).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 runs_app = typer.Typer(help="List, show and delete stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 # Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
-                    "default ./convbench-runs/runs.db]")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
+        "default ./convbench-runs/runs.db]",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override any config field by dotted path, e.g. --set model.blocks=3 "
-                  "(repeatable; see `convbench config`).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any config field by dotted path, e.g. --set model.blocks=3 "
+        "(repeatable; see `convbench config`).",
+    ),
+]
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (optional).")]
 DatasetOpt = Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")]
@@ -39,16 +53,26 @@ EpochsOpt = Annotated[int | None, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int | None, typer.Option(help="Batch size (default 32).")]
 LrOpt = Annotated[float | None, typer.Option(help="Learning rate (lower bound of cyclical).")]
 OptimizerOpt = Annotated[str | None, typer.Option(help="sgd, adam (default), adamw or rmsprop.")]
-ScheduleOpt = Annotated[str | None, typer.Option(
-    help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range.")]
+ScheduleOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range."
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule) -> dict:
     """The flags `train` and `compare` share, as dotted config paths."""
-    return {"data.dataset": dataset, "data.data_dir": data_dir, "train.epochs": epochs,
-            "train.batch_size": batch_size, "optim.lr": lr, "optim.name": optimizer,
-            "schedule.name": schedule}
+    return {
+        "data.dataset": dataset,
+        "data.data_dir": data_dir,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "optim.lr": lr,
+        "optim.name": optimizer,
+        "schedule.name": schedule,
+    }
 
 
 def _version(value: bool) -> None:
@@ -58,8 +82,14 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Show the version and exit.")] = False):
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+):
     """convbench."""
 
 
@@ -69,6 +99,7 @@ def print_json(data: Any) -> None:
 
 def _store(url: str | None):
     from .store import Store
+
     return Store(url)
 
 
@@ -93,10 +124,26 @@ def _fmt(value: Any) -> str:
 def show_run_summary(run: dict) -> None:
     m = run.get("metrics") or {}
     out.print(f"[bold]run {run['id']}[/] {run.get('name') or ''} — {run['status']}")
-    keys = ["test_accuracy", "test_top5", "test_loss", "macro_f1", "best_val_accuracy",
-            "epochs_run", "train_time_s", "images_per_s", "params_total", "flops", "macs",
-            "disk_bytes", "peak_memory_bytes", "latency_ms", "throughput_ips", "energy_kwh",
-            "energy_method", "cost"]
+    keys = [
+        "test_accuracy",
+        "test_top5",
+        "test_loss",
+        "macro_f1",
+        "best_val_accuracy",
+        "epochs_run",
+        "train_time_s",
+        "images_per_s",
+        "params_total",
+        "flops",
+        "macs",
+        "disk_bytes",
+        "peak_memory_bytes",
+        "latency_ms",
+        "throughput_ips",
+        "energy_kwh",
+        "energy_method",
+        "cost",
+    ]
     table = Table(show_header=False, box=None)
     for k in keys:
         if k in m:
@@ -108,8 +155,10 @@ def show_run_summary(run: dict) -> None:
 def train(
     config_file: ConfigArg = None,
     dataset: DatasetOpt = None,
-    model: Annotated[str | None, typer.Option(help="Model (see `convbench models`), "
-                                                    "e.g. B2FL32 or timm/rexnet_100.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model (see `convbench models`), e.g. B2FL32 or timm/rexnet_100."),
+    ] = None,
     epochs: EpochsOpt = None,
     batch_size: BatchOpt = None,
     lr: LrOpt = None,
@@ -120,8 +169,12 @@ def train(
     data_dir: DataDirOpt = None,
     sets: SetOpt = None,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
-    resume: Annotated[str | None, typer.Option(
-        help="Continue a killed or stopped run (id or unique prefix) from its last checkpoint.")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue a killed or stopped run (id or unique prefix) from its last checkpoint."
+        ),
+    ] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -138,14 +191,24 @@ def train(
     if resume:
         cfg = None
     else:
-        cfg = build_config(config_file, {
-            **training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
-            "model.name": model, "train.seed": seed, "train.device": device, "name": name}, sets)
+        cfg = build_config(
+            config_file,
+            {
+                **training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
+                "model.name": model,
+                "train.seed": seed,
+                "train.device": device,
+                "name": name,
+            },
+            sets,
+        )
     try:
         run = run_training(cfg, store=_store(store), quiet=quiet or as_json, resume=resume)
     except (KeyboardInterrupt, Stopped):
-        err.print("Stopped. The last finished epoch is checkpointed: continue with "
-                  "`convbench train --resume RUN_ID` (`convbench runs list` shows the id).")
+        err.print(
+            "Stopped. The last finished epoch is checkpointed: continue with "
+            "`convbench train --resume RUN_ID` (`convbench runs list` shows the id)."
+        )
         raise typer.Exit(130) from None
     if as_json:
         print_json(dict(run))
@@ -153,9 +216,11 @@ def train(
         show_run_summary(run)
     if run.status == "diverged":
         epoch = run.metrics.get("diverged_epoch")
-        err.print(f"error: run {run.id} diverged (loss became NaN/inf in epoch {epoch}). "
-                  "Lower the learning rate (--lr), add warm-up or gradient clipping "
-                  "(--set optim.grad_clip=1).")
+        err.print(
+            f"error: run {run.id} diverged (loss became NaN/inf in epoch {epoch}). "
+            "Lower the learning rate (--lr), add warm-up or gradient clipping "
+            "(--set optim.grad_clip=1)."
+        )
         raise typer.Exit(2)
 
 
@@ -164,13 +229,16 @@ def _csv(text: str | None, what: str, cast=str) -> list:
     try:
         return [cast(t) for t in items]
     except ValueError:
-        raise ConfigError(f"--{what} {text!r}: expected a comma-separated list, "
-                                 f"e.g. --{what} 0,1,2.") from None
+        raise ConfigError(
+            f"--{what} {text!r}: expected a comma-separated list, e.g. --{what} 0,1,2."
+        ) from None
 
 
 @app.command()
 def compare(
-    models: Annotated[str, typer.Option(help="Comma-separated models, e.g. B2FL16,custom-cnn,resnet20.")],
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models, e.g. B2FL16,custom-cnn,resnet20.")
+    ],
     config_file: ConfigArg = None,
     dataset: DatasetOpt = None,
     epochs: EpochsOpt = None,
@@ -178,15 +246,22 @@ def compare(
     lr: LrOpt = None,
     optimizer: OptimizerOpt = None,
     schedule: ScheduleOpt = None,
-    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2: mean ± std "
-                                                   "and median of every metric.")] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated seeds, e.g. 0,1,2: mean ± std and median of every metric."
+        ),
+    ] = None,
     data_dir: DataDirOpt = None,
     sets: SetOpt = None,
-    workers: Annotated[int, typer.Option(help="Train models in N parallel processes "
-                                              "(cores are split between them).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(help="Train models in N parallel processes (cores are split between them)."),
+    ] = 1,
     name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
-    report: Annotated[Path | None, typer.Option(
-        help="Write the HTML report here (+ .md, .csv, .json beside it).")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write the HTML report here (+ .md, .csv, .json beside it).")
+    ] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -200,22 +275,39 @@ def compare(
     from .compare import compare as run_compare
     from .report.summary import model_name
 
-    base = build_config(config_file, training_flags(dataset, data_dir, epochs, batch_size, lr,
-                                                    optimizer, schedule), sets)
+    base = build_config(
+        config_file,
+        training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
+        sets,
+    )
     names = _csv(models, "models")
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
-    group = run_compare(base, names, seeds=_csv(seeds, "seeds", int) or None, workers=workers,
-                        store=_store(store), name=name, report=report, quiet=quiet or as_json)
+    group = run_compare(
+        base,
+        names,
+        seeds=_csv(seeds, "seeds", int) or None,
+        workers=workers,
+        store=_store(store),
+        name=name,
+        report=report,
+        quiet=quiet or as_json,
+    )
     if as_json:
         print_json(group)
     else:
         table = Table("run", "model", "seed", "status", "test acc", "train s", "params")
         for r in group["runs"]:
             m = r.get("metrics") or {}
-            table.add_row(r["id"], model_name(r), str(r["seed"]), r["status"],
-                          _fmt(m.get("test_accuracy")), _fmt(m.get("train_time_s")),
-                          _fmt(m.get("params_total")))
+            table.add_row(
+                r["id"],
+                model_name(r),
+                str(r["seed"]),
+                r["status"],
+                _fmt(m.get("test_accuracy")),
+                _fmt(m.get("train_time_s")),
+                _fmt(m.get("params_total")),
+            )
         out.print(f"[bold]comparison {group['id']}[/]")
         out.print(table)
         for path in (group.get("report") or {}).values():
@@ -226,9 +318,15 @@ def compare(
 
 @app.command("report")
 def report_cmd(
-    ids: Annotated[list[str], typer.Argument(help="Run ids and/or comparison ids (prefixes work).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="HTML file to write "
-                                         "(.md, .csv and .json are written beside it).")] = Path("report.html"),
+    ids: Annotated[
+        list[str], typer.Argument(help="Run ids and/or comparison ids (prefixes work).")
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="HTML file to write (.md, .csv and .json are written beside it)."
+        ),
+    ] = Path("report.html"),
     title: Annotated[str, typer.Option(help="Report title.")] = "convbench comparison",
     store: StoreOpt = None,
 ):
@@ -242,46 +340,75 @@ def report_cmd(
 
 
 @runs_app.command("list")
-def runs_list(store: StoreOpt = None, as_json: JsonOpt = False,
-              kind: Annotated[str | None, typer.Option(help="train, svm, detect, …")] = None,
-              status: Annotated[str | None, typer.Option(help="completed, failed, …")] = None):
+def runs_list(
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    kind: Annotated[str | None, typer.Option(help="train, svm, detect, …")] = None,
+    status: Annotated[str | None, typer.Option(help="completed, failed, …")] = None,
+):
     """List stored runs, newest first."""
     from .report.summary import model_name
 
     runs = _store(store).list_runs(kind=kind, status=status)
     if as_json:
         return print_json(runs)
-    table = Table("id", "name", "kind", "status", "dataset", "model", "epochs", "test acc",
-                  "started")
+    table = Table(
+        "id", "name", "kind", "status", "dataset", "model", "epochs", "test acc", "started"
+    )
     for r in runs:
         c, m = r.get("config") or {}, r.get("metrics") or {}
-        table.add_row(r["id"], r.get("name") or "", r.get("kind") or "", r["status"],
-                      (c.get("data") or {}).get("dataset", ""), model_name(r) if c else "",
-                      _fmt(m.get("epochs_run")), _fmt(m.get("test_accuracy")),
-                      (r.get("started_at") or "")[:19])
+        table.add_row(
+            r["id"],
+            r.get("name") or "",
+            r.get("kind") or "",
+            r["status"],
+            (c.get("data") or {}).get("dataset", ""),
+            model_name(r) if c else "",
+            _fmt(m.get("epochs_run")),
+            _fmt(m.get("test_accuracy")),
+            (r.get("started_at") or "")[:19],
+        )
     out.print(table if runs else "No runs yet. Start one with `convbench train`.")
 
 
 @runs_app.command("show")
-def runs_show(run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
-              store: StoreOpt = None, as_json: JsonOpt = False):
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+):
     """Show one run: status, config, final metrics and the per-epoch table."""
     s = _store(store)
     run = s.get_run(s.resolve_id(run_id))
     if as_json:
         return print_json(run)
     show_run_summary(run)
-    table = Table("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "time s", "img/s")
+    table = Table(
+        "epoch", "train loss", "train acc", "val loss", "val acc", "lr", "time s", "img/s"
+    )
     for e in run.get("epochs") or []:
-        table.add_row(*(_fmt(e.get(k)) for k in ("epoch", "train_loss", "train_accuracy",
-                                                  "val_loss", "val_accuracy", "lr", "time_s",
-                                                  "images_per_s")))
+        table.add_row(
+            *(
+                _fmt(e.get(k))
+                for k in (
+                    "epoch",
+                    "train_loss",
+                    "train_accuracy",
+                    "val_loss",
+                    "val_accuracy",
+                    "lr",
+                    "time_s",
+                    "images_per_s",
+                )
+            )
+        )
     out.print(table)
 
 
 @runs_app.command("delete")
-def runs_delete(run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
-                store: StoreOpt = None):
+def runs_delete(
+    run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")], store: StoreOpt = None
+):
     """Delete a run and its artifacts (checkpoints, logs, plots)."""
     s = _store(store)
     full = s.resolve_id(run_id)
@@ -302,23 +429,37 @@ def lr_find_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     min_lr: Annotated[float | None, typer.Option(help="Start of the sweep [1e-4].")] = None,
     max_lr: Annotated[float | None, typer.Option(help="End of the sweep [1e-2].")] = None,
-    mode: Annotated[str | None, typer.Option(
-        help="linear, exp, or auto [auto: linear up to two decades, else exp].")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="linear, exp, or auto [auto: linear up to two decades, else exp]."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Length of the sweep in epochs [8].")] = None,
-    iters: Annotated[int | None, typer.Option(
-        help="Length in iterations (overrides --epochs).")] = None,
-    seeds: Annotated[str | None, typer.Option(
-        help="Comma-separated seeds; bounds are medians.")] = None,
-    diverge: Annotated[float | None, typer.Option(
-        help="Stop when the smoothed loss exceeds K × its minimum [4].")] = None,
-    metric: Annotated[str | None, typer.Option(
-        help="Read the bounds off accuracy or loss [accuracy].")] = None,
-    rule: Annotated[list[str] | None, typer.Option(
-        "--rule", help="Bound rule field, e.g. --rule start=0.2 (docs/lr-find.md).")] = None,
-    plot: Annotated[Path | None, typer.Option(
-        help="Write the plot here (.png/.svg/.pdf) [the first run's artifact folder].")] = None,
-    log_x: Annotated[bool | None, typer.Option(
-        "--log-x/--linear-x", help="LR axis [log over two decades or more].")] = None,
+    iters: Annotated[
+        int | None, typer.Option(help="Length in iterations (overrides --epochs).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds; bounds are medians.")
+    ] = None,
+    diverge: Annotated[
+        float | None, typer.Option(help="Stop when the smoothed loss exceeds K × its minimum [4].")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Read the bounds off accuracy or loss [accuracy].")
+    ] = None,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option("--rule", help="Bound rule field, e.g. --rule start=0.2 (docs/lr-find.md)."),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the plot here (.png/.svg/.pdf) [the first run's artifact folder]."
+        ),
+    ] = None,
+    log_x: Annotated[
+        bool | None,
+        typer.Option("--log-x/--linear-x", help="LR axis [log over two decades or more]."),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Where the data set's files are.")] = None,
     sets: SetOpt = None,
@@ -336,44 +477,91 @@ def lr_find_cmd(
     from .search.plots import save_lr_plot
     from .training.lr_finder import lr_find, make_spec
 
-    cfg = build_config(config_file, {
-        "data.dataset": dataset, "data.data_dir": data_dir, "model.name": model,
-        "train.batch_size": batch_size, "optim.name": optimizer, "train.device": device,
-        "name": name}, sets)
+    cfg = build_config(
+        config_file,
+        {
+            "data.dataset": dataset,
+            "data.data_dir": data_dir,
+            "model.name": model,
+            "train.batch_size": batch_size,
+            "optim.name": optimizer,
+            "train.device": device,
+            "name": name,
+        },
+        sets,
+    )
     rule_fields: dict[str, Any] = {"metric": metric} if metric else {}
     for item in rule or []:
         key, _, value = item.partition("=")
         rule_fields[key.strip()] = cfgmod.parse_value(value.strip())
-    spec = make_spec(min_lr=min_lr, max_lr=max_lr, mode=mode, epochs=epochs, iters=iters,
-                     diverge=diverge, rule=rule_fields or None)
+    spec = make_spec(
+        min_lr=min_lr,
+        max_lr=max_lr,
+        mode=mode,
+        epochs=epochs,
+        iters=iters,
+        diverge=diverge,
+        rule=rule_fields or None,
+    )
     s = _store(store)
-    result = lr_find(cfg, spec, seeds=_csv(seeds, "seeds", int) or None, store=s,
-                     name=name, quiet=quiet or as_json)
+    result = lr_find(
+        cfg,
+        spec,
+        seeds=_csv(seeds, "seeds", int) or None,
+        store=s,
+        name=name,
+        quiet=quiet or as_json,
+    )
     runs = result.pop("runs")
     target = plot or Path(runs[0]["artifacts"]["lr_find"]).with_name("lr_find.png")
-    result["plot"] = save_lr_plot(runs, str(target), lower=result["lower"],
-                                  upper=result["upper"], log_x=log_x,
-                                  title=f"LR range test: {cfg.model.name} on {cfg.data.dataset}")
+    result["plot"] = save_lr_plot(
+        runs,
+        str(target),
+        lower=result["lower"],
+        upper=result["upper"],
+        log_x=log_x,
+        title=f"LR range test: {cfg.model.name} on {cfg.data.dataset}",
+    )
     for r in runs:
         s.update(r["id"], artifacts={"plot": result["plot"]})
-    keys = ("lr_lower", "lr_upper", "bounds_reason", "best_val_accuracy", "stop_reason",
-            "iterations", "train_time_s")
-    result["runs"] = [{"id": r["id"], "seed": r["seed"],
-                       **{k: (r.get("metrics") or {}).get(k) for k in keys}} for r in runs]
+    keys = (
+        "lr_lower",
+        "lr_upper",
+        "bounds_reason",
+        "best_val_accuracy",
+        "stop_reason",
+        "iterations",
+        "train_time_s",
+    )
+    result["runs"] = [
+        {"id": r["id"], "seed": r["seed"], **{k: (r.get("metrics") or {}).get(k) for k in keys}}
+        for r in runs
+    ]
     if as_json:
         return print_json(result)
     table = Table("run", "seed", "lower", "upper", "best val acc", "stopped by", "iters", "note")
     for r in result["runs"]:
-        table.add_row(r["id"], str(r["seed"]), _lr_text(r["lr_lower"]), _lr_text(r["lr_upper"]),
-                      _fmt(r["best_val_accuracy"]), r["stop_reason"], _fmt(r["iterations"]),
-                      r["bounds_reason"] or "")
+        table.add_row(
+            r["id"],
+            str(r["seed"]),
+            _lr_text(r["lr_lower"]),
+            _lr_text(r["lr_upper"]),
+            _fmt(r["best_val_accuracy"]),
+            r["stop_reason"],
+            _fmt(r["iterations"]),
+            r["bounds_reason"] or "",
+        )
     out.print(table)
     if result["lower"] is None:
-        err.print("No bounds: the metric never improved over this range. Try another range "
-                  "(--min-lr/--max-lr), more epochs, or --metric loss.")
+        err.print(
+            "No bounds: the metric never improved over this range. Try another range "
+            "(--min-lr/--max-lr), more epochs, or --metric loss."
+        )
     else:
-        out.print(f"[bold]bounds[/] lower {result['lower']:.3g}  upper {result['upper']:.3g}   "
-                  "(train with --schedule triangular2 --lr LOWER --set schedule.max_lr=UPPER)")
+        out.print(
+            f"[bold]bounds[/] lower {result['lower']:.3g}  upper {result['upper']:.3g}   "
+            "(train with --schedule triangular2 --lr LOWER --set schedule.max_lr=UPPER)"
+        )
     sug = result["suggestions"]
     out.print("single values: " + ", ".join(f"{k} {_lr_text(v)}" for k, v in sug.items()))
     out.print(f"wrote {result['plot']}")
@@ -385,29 +573,47 @@ def _pct(value: Any) -> str:
 
 @app.command("search")
 def search_cmd(
-    space: Annotated[Path | None, typer.Argument(
-        help="Search space YAML (docs/search.md).")] = None,
-    resume: Annotated[str | None, typer.Option(
-        help="Continue a killed or stopped search (id, prefix or name).")] = None,
+    space: Annotated[
+        Path | None, typer.Argument(help="Search space YAML (docs/search.md).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue a killed or stopped search (id, prefix or name).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Trials run in N parallel processes.")] = 1,
     strategy: Annotated[str | None, typer.Option(help="grid, random, tpe or screen.")] = None,
-    pruner: Annotated[str | None, typer.Option(
-        help="none, median, percentile, asha, hyperband or screen.")] = None,
+    pruner: Annotated[
+        str | None, typer.Option(help="none, median, percentile, asha, hyperband or screen.")
+    ] = None,
     trials: Annotated[int | None, typer.Option(help="Configurations to try.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Full-training epochs per trial.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds of each full training: 0,1,2.")] = None,
-    time_budget: Annotated[float | None, typer.Option(
-        help="Total wall time in seconds (a resumed search gets what is left).")] = None,
-    audit: Annotated[bool | None, typer.Option(
-        "--audit/--no-audit", help="Also train discarded/pruned configurations in full and "
-                                   "report correlations, regret and compute saved.")] = None,
-    audit_sample: Annotated[int | None, typer.Option(
-        help="Audit only this many discarded configurations.")] = None,
-    sets: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override any field of the space, e.g. --set screen.epochs=4 "
-                      "--set base.train.batch_size=64.")] = None,
-    report: Annotated[Path | None, typer.Option(
-        help="Write the HTML report here (+ -winner.yaml and .json beside it).")] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(help="Total wall time in seconds (a resumed search gets what is left)."),
+    ] = None,
+    audit: Annotated[
+        bool | None,
+        typer.Option(
+            "--audit/--no-audit",
+            help="Also train discarded/pruned configurations in full and "
+            "report correlations, regret and compute saved.",
+        ),
+    ] = None,
+    audit_sample: Annotated[
+        int | None, typer.Option(help="Audit only this many discarded configurations.")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override any field of the space, e.g. --set screen.epochs=4 "
+            "--set base.train.batch_size=64.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the HTML report here (+ -winner.yaml and .json beside it)."),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the searches in the store.")] = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -428,31 +634,55 @@ def search_cmd(
             return print_json(groups)
         table = Table("id", "name", "status", "runs", "created")
         for g in groups:
-            table.add_row(g["id"], g.get("name") or "", g["status"], str(len(g["run_ids"])),
-                          (g.get("created_at") or "")[:19])
+            table.add_row(
+                g["id"],
+                g.get("name") or "",
+                g["status"],
+                str(len(g["run_ids"])),
+                (g.get("created_at") or "")[:19],
+            )
         return out.print(table if groups else "No searches yet.")
     overrides = list(sets or [])
-    for key, value in (("search.strategy", strategy), ("search.pruner.name", pruner),
-                       ("search.trials", trials), ("search.epochs", epochs)):
+    for key, value in (
+        ("search.strategy", strategy),
+        ("search.pruner.name", pruner),
+        ("search.trials", trials),
+        ("search.epochs", epochs),
+    ):
         if value is not None:
             overrides.append(f"{key}={value}")
     if seeds:
         overrides.append(f"search.seeds=[{','.join(map(str, _csv(seeds, 'seeds', int)))}]")
     if resume and (space or overrides):
-        raise ConfigError("--resume continues a search with its own space: drop the YAML, "
-                          "--set and the space options (--workers, --audit, --time-budget and "
-                          "--report may be given).")
+        raise ConfigError(
+            "--resume continues a search with its own space: drop the YAML, "
+            "--set and the space options (--workers, --audit, --time-budget and "
+            "--report may be given)."
+        )
+
     def say(text: str) -> None:
         if not (quiet or as_json):
             err.print(text, markup=False)
 
     try:
-        result = run_search(space, store=s, workers=workers, resume=resume, audit=audit,
-                            audit_sample=audit_sample, time_budget_s=time_budget,
-                            overrides=overrides, report=report, quiet=quiet or as_json, echo=say)
+        result = run_search(
+            space,
+            store=s,
+            workers=workers,
+            resume=resume,
+            audit=audit,
+            audit_sample=audit_sample,
+            time_budget_s=time_budget,
+            overrides=overrides,
+            report=report,
+            quiet=quiet or as_json,
+            echo=say,
+        )
     except KeyboardInterrupt:
-        err.print("Stopped. Finished trials are kept: continue with `convbench search --resume "
-                  "ID` (`convbench search --list` shows the id).")
+        err.print(
+            "Stopped. Finished trials are kept: continue with `convbench search --resume "
+            "ID` (`convbench search --list` shows the id)."
+        )
         raise typer.Exit(130) from None
     if as_json:
         return print_json(result)
@@ -460,34 +690,47 @@ def search_cmd(
     for r in result["rows"]:
         b = r.get("lr_bounds") or [None, None]
         bounds = f"{b[0]:.3g}–{b[1]:.3g}" if None not in b else "-"
-        table.add_row(r.get("label", r["key"]), r["status"], _pct(r.get("early")), bounds,
-                      _pct(r.get("full")), _pct(result["winner"]["test"]["value"])
-                      if r.get("winner") else "")
+        table.add_row(
+            r.get("label", r["key"]),
+            r["status"],
+            _pct(r.get("early")),
+            bounds,
+            _pct(r.get("full")),
+            _pct(result["winner"]["test"]["value"]) if r.get("winner") else "",
+        )
     out.print(f"[bold]search {result['id']}[/] {result.get('name') or ''} — {result['status']}")
     out.print(table)
     w, a, c = result["winner"], result["audit"], result["compute"]
     if w:
-        out.print(f"[bold]winner[/] {w['label']}: validation {_pct(w['val'])}, "
-                  f"test {_pct(w['test']['value'])}")
+        out.print(
+            f"[bold]winner[/] {w['label']}: validation {_pct(w['val'])}, "
+            f"test {_pct(w['test']['value'])}"
+        )
     if a:
-        out.print(f"[bold]audit[/] Spearman {_fmt(a['spearman'])}, Kendall {_fmt(a['kendall'])} "
-                  f"(n={a['pairs']}); winner is the true best: "
-                  f"{'yes' if a['winner_is_best'] else 'no'}; regret {a['regret_points']:.2f} "
-                  f"points ({a['audited']} of {a['discarded']} discarded audited)")
+        out.print(
+            f"[bold]audit[/] Spearman {_fmt(a['spearman'])}, Kendall {_fmt(a['kendall'])} "
+            f"(n={a['pairs']}); winner is the true best: "
+            f"{'yes' if a['winner_is_best'] else 'no'}; regret {a['regret_points']:.2f} "
+            f"points ({a['audited']} of {a['discarded']} discarded audited)"
+        )
     if c.get("savings_pct"):
         sv, used, ex = c["savings_pct"], c["used"], c["exhaustive"]
-        out.print(f"[bold]compute[/] used {used['epochs']:.1f} epochs / {used['seconds']:.1f} s / "
-                  f"{used['energy_j']:.0f} J against exhaustive {ex['epochs']:.1f} / "
-                  f"{ex['seconds']:.1f} s / {ex['energy_j']:.0f} J: saved {sv['epochs']:.1f} % "
-                  f"epochs, {sv['seconds']:.1f} % time, {sv['energy_j']:.1f} % energy"
-                  + (" (exhaustive partly estimated)" if c["exhaustive_estimated"] else ""))
+        out.print(
+            f"[bold]compute[/] used {used['epochs']:.1f} epochs / {used['seconds']:.1f} s / "
+            f"{used['energy_j']:.0f} J against exhaustive {ex['epochs']:.1f} / "
+            f"{ex['seconds']:.1f} s / {ex['energy_j']:.0f} J: saved {sv['epochs']:.1f} % "
+            f"epochs, {sv['seconds']:.1f} % time, {sv['energy_j']:.1f} % energy"
+            + (" (exhaustive partly estimated)" if c["exhaustive_estimated"] else "")
+        )
     for path in (result.get("report") or {}).values():
         out.print(f"wrote {path}")
 
 
 @app.command()
-def datasets(data_dir: Annotated[str | None, typer.Option(help="Also look here.")] = None,
-             as_json: JsonOpt = False):
+def datasets(
+    data_dir: Annotated[str | None, typer.Option(help="Also look here.")] = None,
+    as_json: JsonOpt = False,
+):
     """List the data sets, their classes and sizes, and whether their files were found."""
     from .data import dataset_info
 
@@ -496,10 +739,15 @@ def datasets(data_dir: Annotated[str | None, typer.Option(help="Also look here."
         return print_json(info)
     table = Table("name", "classes", "image", "train", "test", "found", "where / how to get")
     for d in info:
-        table.add_row(d["name"], _fmt(d.get("classes")), str(d.get("image_shape") or "-"),
-                      _fmt(d.get("train_size")), _fmt(d.get("test_size")),
-                      "yes" if d["found"] else "no",
-                      str(d.get("location") or d.get("how_to_get") or ""))
+        table.add_row(
+            d["name"],
+            _fmt(d.get("classes")),
+            str(d.get("image_shape") or "-"),
+            _fmt(d.get("train_size")),
+            _fmt(d.get("test_size")),
+            "yes" if d["found"] else "no",
+            str(d.get("location") or d.get("how_to_get") or ""),
+        )
     out.print(table)
 
 
@@ -513,15 +761,21 @@ def models(as_json: JsonOpt = False):
         return print_json(rows)
     table = Table("name", "family", "params", "description")
     for r in rows:
-        table.add_row(r["name"], r.get("family", ""), _fmt(r.get("params")), r.get("description", ""))
+        table.add_row(
+            r["name"], r.get("family", ""), _fmt(r.get("params")), r.get("description", "")
+        )
     out.print(table)
-    out.print("Shorthand: B<blocks>FL<filters> (e.g. B3FL32) is `blocks` with those values; "
-              "any timm model as timm/<name>.")
+    out.print(
+        "Shorthand: B<blocks>FL<filters> (e.g. B3FL32) is `blocks` with those values; "
+        "any timm model as timm/<name>."
+    )
 
 
 @app.command("config")
-def show_config(config_file: Annotated[Path | None, typer.Argument(help="YAML to validate.")] = None,
-                sets: SetOpt = None):
+def show_config(
+    config_file: Annotated[Path | None, typer.Argument(help="YAML to validate.")] = None,
+    sets: SetOpt = None,
+):
     """Print every config field with its default, or the resolved YAML of a file plus --set."""
     if config_file or sets:
         cfg = build_config(config_file, {}, sets)

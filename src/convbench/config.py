@@ -71,19 +71,24 @@ class TransferConfig(_Section):
     """
 
     freeze: int | str | list[str] = Field(
-        "none", description="none | backbone | N (first N backbone units) | selector(s)")
+        "none", description="none | backbone | N (first N backbone units) | selector(s)"
+    )
     freeze_bn: bool = Field(True, description="keep frozen BatchNorm layers in eval mode")
     unfreeze_after: int | None = Field(
-        None, ge=1, description="epochs with the frozen part (default: backbone) frozen")
+        None, ge=1, description="epochs with the frozen part (default: backbone) frozen"
+    )
     truncate: int | None = Field(None, ge=1, description="keep only the first N backbone units")
     head: HeadConfig | None = Field(None, description="replace the classifier by a new head")
     reinit: list[str] = Field(default_factory=list, description="selectors to re-initialise")
-    reinit_init: Literal["uniform", "glorot_uniform", "glorot_normal", "kaiming_uniform",
-                         "kaiming_normal"] = "uniform"
+    reinit_init: Literal[
+        "uniform", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal"
+    ] = "uniform"
     lr_scale: dict[str, float] = Field(
-        default_factory=dict, description="selector → LR multiplier (later entries win)")
+        default_factory=dict, description="selector → LR multiplier (later entries win)"
+    )
     discriminative: tuple[float, float] | None = Field(
-        None, description="LR multipliers spread geometrically from the first unit to the head")
+        None, description="LR multipliers spread geometrically from the first unit to the head"
+    )
 
     @field_validator("lr_scale")
     @classmethod
@@ -108,8 +113,9 @@ class ModelConfig(_Section):
     convs_per_block: int = Field(2, ge=1)
     kernel_size: int = Field(3, ge=1)
     activation: Literal["relu", "gelu", "silu", "elu", "leaky_relu", "tanh"] = "relu"
-    init: Literal["glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal",
-                  "default"] = "glorot_uniform"
+    init: Literal[
+        "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal", "default"
+    ] = "glorot_uniform"
     batch_norm: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)
     dense_layers: int = Field(2, ge=0)
@@ -134,8 +140,10 @@ class OptimConfig(_Section):
 class ScheduleConfig(_Section):
     name: str = "constant"
     warmup_epochs: float = Field(0.0, ge=0)
-    milestones: list[float] = Field(default_factory=lambda: [0.667, 0.889],
-                                    description="step decay points as fractions of training")
+    milestones: list[float] = Field(
+        default_factory=lambda: [0.667, 0.889],
+        description="step decay points as fractions of training",
+    )
     gamma: float = Field(0.1, gt=0)
     min_lr: float = Field(0.0, ge=0, description="cosine floor; cyclical lower bound")
     max_lr: float | None = Field(None, gt=0, description="one-cycle peak; cyclical upper bound")
@@ -227,7 +235,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config sections, got {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: expected a mapping of config sections, got {type(data).__name__}."
+        )
     return data
 
 
@@ -285,7 +295,9 @@ def apply_overrides(cfg: RunConfig | dict[str, Any], sets: list[str]) -> RunConf
     return build(data, source="--set")
 
 
-def config_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, str, Any]]:
+def config_fields(
+    model: type[BaseModel] = RunConfig, prefix: str = ""
+) -> list[tuple[str, str, Any]]:
     """Every settable dotted field with its type and default (for `convbench config`)."""
     rows = []
     for name, field in model.model_fields.items():

@@ -10,28 +10,58 @@ import pytest
 import convbench
 from convbench.store import Store
 
-QUICK = {"data": {"dataset": "digits"}, "model": {"name": "B2FL8"},
-         "optim": {"name": "adam", "lr": 0.003}, "train": {"epochs": 2, "batch_size": 64},
-         "measure": {"latency_repeats": 3, "throughput_batch": 32}}
+QUICK = {
+    "data": {"dataset": "digits"},
+    "model": {"name": "B2FL8"},
+    "optim": {"name": "adam", "lr": 0.003},
+    "train": {"epochs": 2, "batch_size": 64},
+    "measure": {"latency_repeats": 3, "throughput_batch": 32},
+}
 
 
 def test_train_records_everything(store_url):
     run = convbench.train(QUICK, store=store_url)
     assert run.status == "completed"
     m = run.metrics
-    for key in ("test_accuracy", "test_loss", "test_top5", "macro_f1", "train_time_s",
-                "best_val_accuracy", "epochs_run", "params_total", "flops", "macs",
-                "disk_bytes", "peak_memory_bytes", "latency_ms", "energy_j", "cost"):
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "test_top5",
+        "macro_f1",
+        "train_time_s",
+        "best_val_accuracy",
+        "epochs_run",
+        "params_total",
+        "flops",
+        "macs",
+        "disk_bytes",
+        "peak_memory_bytes",
+        "latency_ms",
+        "energy_j",
+        "cost",
+    ):
         assert m[key] is not None, key
     assert m["epochs_run"] == 2 and len(run.epochs) == 2
     assert len(m["per_class_accuracy"]) == 10 and len(m["confusion"]) == 10
     for row in run.epochs:
-        for key in ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
-                    "time_s", "images_per_s"):
+        for key in (
+            "epoch",
+            "train_loss",
+            "train_accuracy",
+            "val_loss",
+            "val_accuracy",
+            "lr",
+            "time_s",
+            "images_per_s",
+        ):
             assert row[key] is not None, key
     stored = Store(store_url).get_run(run.id)
-    assert stored["config"]["model"] == {**stored["config"]["model"], "name": "blocks",
-                                         "blocks": 2, "base_filters": 8}
+    assert stored["config"]["model"] == {
+        **stored["config"]["model"],
+        "name": "blocks",
+        "blocks": 2,
+        "base_filters": 8,
+    }
     assert stored["env"]["torch"] and stored["seed"] == 0
     assert os.path.exists(stored["artifacts"]["best_weights"])
 
@@ -51,9 +81,14 @@ def test_nan_loss_ends_run_as_diverged(store_url):
 
 
 def test_early_stopping_stops_and_keeps_best(store_url):
-    cfg = {**QUICK, "optim": {"name": "sgd", "lr": 1e-9},
-           "train": {"epochs": 8, "early_stopping": {"enabled": True, "patience": 2,
-                                                     "min_delta": 0.5}}}
+    cfg = {
+        **QUICK,
+        "optim": {"name": "sgd", "lr": 1e-9},
+        "train": {
+            "epochs": 8,
+            "early_stopping": {"enabled": True, "patience": 2, "min_delta": 0.5},
+        },
+    }
     run = convbench.train(cfg, store=store_url)
     assert run.status == "completed"
     assert run.metrics["epochs_run"] == 3 and run.metrics["best_epoch"] == 1
@@ -69,13 +104,34 @@ def _store_epochs(url, run_id=None):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, cli):
-    args = ["train", "--dataset", "synthetic", "--model", "B2FL16", "--epochs", "4",
-            "--batch-size", "16", "--optimizer", "adam", "--lr", "0.002",
-            "--set", "data.synthetic_size=1200", "--set", "measure.cost=false", "--quiet"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "B2FL16",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--set",
+        "data.synthetic_size=1200",
+        "--set",
+        "measure.cost=false",
+        "--quiet",
+    ]
     killed = str(tmp_path / "killed.db")
     exe = os.path.join(os.path.dirname(sys.executable), "convbench")
-    proc = subprocess.Popen([exe, *args, "--store", killed], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, *args, "--store", killed],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while time.time() < deadline:
         run_id, done = _store_epochs(killed)
@@ -91,10 +147,13 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, cli):
 
     resumed = cli("train", "--resume", run_id[:5], "--store", killed, "--json", check=True)
     resumed = json.loads(resumed.stdout)
-    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
-                           check=True).stdout)
+    clean = json.loads(
+        cli(*args, "--store", str(tmp_path / "clean.db"), "--json", check=True).stdout
+    )
     assert resumed["status"] == "completed"
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3, 4]
     for key in ("test_accuracy", "test_loss", "macro_f1", "best_val_accuracy"):
         assert resumed["metrics"][key] == clean["metrics"][key], key
-    assert [e["train_loss"] for e in resumed["epochs"]] == [e["train_loss"] for e in clean["epochs"]]
+    assert [e["train_loss"] for e in resumed["epochs"]] == [
+        e["train_loss"] for e in clean["epochs"]
+    ]

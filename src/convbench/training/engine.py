@@ -88,8 +88,9 @@ def _batches(n: int, batch_size: int) -> int:
 class Trainer:
     """Holds what one run needs; :meth:`fit` runs the epochs. Use :func:`train`."""
 
-    def __init__(self, cfg: RunConfig, store: Store, run_id: str, bundle: DataBundle,
-                 quiet: bool = False):
+    def __init__(
+        self, cfg: RunConfig, store: Store, run_id: str, bundle: DataBundle, quiet: bool = False
+    ):
         self.cfg, self.store, self.run_id, self.bundle = cfg, store, run_id, bundle
         self.quiet = quiet
         self.run_dir = store.run_dir(run_id)
@@ -103,23 +104,36 @@ class Trainer:
         self.model = create_model(cfg.model, bundle.num_classes, channels, side).to(self.device)
         if t.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.prep = BatchPrep(cfg.data.augment, in_channels=bundle.channels, channels=channels,
-                              side=side, mean=bundle.mean, std=bundle.std, device=self.device,
-                              channels_last=t.channels_last)
+        self.prep = BatchPrep(
+            cfg.data.augment,
+            in_channels=bundle.channels,
+            channels=channels,
+            side=side,
+            mean=bundle.mean,
+            std=bundle.std,
+            device=self.device,
+            channels_last=t.channels_last,
+        )
         self.iters_per_epoch = _batches(len(bundle.train), t.batch_size)
         self.optimizer = make_optimizer(cfg.optim, self._param_groups())
-        self.schedule = make_schedule(cfg.schedule, base_lr=cfg.optim.lr,
-                                      iters_per_epoch=self.iters_per_epoch,
-                                      total_iters=self.iters_per_epoch * t.epochs)
-        self.scaler = torch.amp.GradScaler(self.device.type,
-                                           enabled=self.amp == torch.float16)
+        self.schedule = make_schedule(
+            cfg.schedule,
+            base_lr=cfg.optim.lr,
+            iters_per_epoch=self.iters_per_epoch,
+            total_iters=self.iters_per_epoch * t.epochs,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state = FitState()
         # Small data sets live on the device as uint8, so batches never cross the bus.
         self.train_x = self._on_device(bundle.train.x)
 
     def _param_groups(self):
         groups = getattr(self.model, "param_groups", None)
-        return groups() if callable(groups) else [p for p in self.model.parameters() if p.requires_grad]
+        return (
+            groups()
+            if callable(groups)
+            else [p for p in self.model.parameters() if p.requires_grad]
+        )
 
     def _on_device(self, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda" and x.numel() < 2**31:
@@ -128,11 +142,16 @@ class Trainer:
 
     # ----- checkpoints -------------------------------------------------------------------
     def save(self) -> None:
-        save_checkpoint(self.run_dir / LAST, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "scaler": self.scaler.state_dict(),
-            "state": self.state.__dict__,
-        })
+        save_checkpoint(
+            self.run_dir / LAST,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "state": self.state.__dict__,
+            },
+        )
 
     def restore(self) -> None:
         ckpt = load_checkpoint(self.run_dir / LAST)
@@ -143,15 +162,18 @@ class Trainer:
         self.state = FitState(**ckpt["state"])
 
     # ----- one epoch ---------------------------------------------------------------------
-    def train_epoch(self, epoch: int, progress: Progress,
-                    on_batch: BatchHook | None = None) -> dict[str, float]:
+    def train_epoch(
+        self, epoch: int, progress: Progress, on_batch: BatchHook | None = None
+    ) -> dict[str, float]:
         t, n = self.cfg.train, len(self.bundle.train)
         model, opt = self.model, self.optimizer
         start_hook = getattr(model, "on_epoch_start", None)
         if callable(start_hook):  # transfer learning: gradual unfreezing (models/transfer.py)
             start_hook(epoch, opt)
         model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed_for(t.seed, epoch, 0)))
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(_seed_for(t.seed, epoch, 0))
+        )
         aug = torch.Generator().manual_seed(_seed_for(t.seed, epoch, 1))
         torch.manual_seed(_seed_for(t.seed, epoch, 2))
         y_all = self.bundle.train.y
@@ -161,7 +183,7 @@ class Trainer:
         start = time.perf_counter()
         progress.start_epoch(epoch, self.iters_per_epoch)
         for b in range(self.iters_per_epoch):
-            idx = order[b * t.batch_size:(b + 1) * t.batch_size]
+            idx = order[b * t.batch_size : (b + 1) * t.batch_size]
             x = self.prep(self.train_x[idx.to(self.train_x.device)], train=True, generator=aug)
             y = y_all[idx].to(self.device, non_blocking=True)
             lr = self.schedule.lr_at(self.state.iteration)
@@ -190,8 +212,13 @@ class Trainer:
                     return {"train_loss": mean_loss}
                 progress.update(b + 1, loss=mean_loss, acc=correct.item() / seen, lr=lr)
         elapsed = time.perf_counter() - start
-        return {"train_loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
-                "lr": lr, "time_s": elapsed, "images_per_s": seen / elapsed}
+        return {
+            "train_loss": loss_sum.item() / seen,
+            "train_accuracy": correct.item() / seen,
+            "lr": lr,
+            "time_s": elapsed,
+            "images_per_s": seen / elapsed,
+        }
 
     @torch.inference_mode()
     def logits(self, split: Split) -> torch.Tensor:
@@ -199,7 +226,7 @@ class Trainer:
         outs = []
         bs = self.cfg.train.eval_batch_size
         for i in range(0, len(split), bs):
-            x = self.prep(split.x[i:i + bs], train=False)
+            x = self.prep(split.x[i : i + bs], train=False)
             with autocast(self.device, self.amp):
                 outs.append(self.model(x).float().cpu())
         return torch.cat(outs) if outs else torch.zeros(0, self.bundle.num_classes)
@@ -209,8 +236,10 @@ class Trainer:
         if len(val) == 0:
             return {"val_loss": None, "val_accuracy": None}
         logits = self.logits(val)
-        return {"val_loss": F.cross_entropy(logits, val.y).item(),
-                "val_accuracy": (logits.argmax(1) == val.y).float().mean().item()}
+        return {
+            "val_loss": F.cross_entropy(logits, val.y).item(),
+            "val_accuracy": (logits.argmax(1) == val.y).float().mean().item(),
+        }
 
     # ----- the run -----------------------------------------------------------------------
     def fit(self, on_epoch: EpochHook | None = None) -> str:
@@ -218,8 +247,9 @@ class Trainer:
         t, s = self.cfg.train, self.state
         stop_metric = t.early_stopping.metric
         memory = PeakMemory(self.device)
-        meter = EnergyMeter(str(self.device), self.cfg.measure.price_per_kwh,
-                            self.cfg.measure.grid_gco2_per_kwh)
+        meter = EnergyMeter(
+            str(self.device), self.cfg.measure.price_per_kwh, self.cfg.measure.grid_gco2_per_kwh
+        )
         with Progress(self.cfg.train.epochs, quiet=self.quiet) as progress:
             memory.start()
             meter.start()
@@ -242,8 +272,10 @@ class Trainer:
                         self._log(f"stopped after epoch {epoch} by the caller (search pruner)")
                         return "stopped"
                     if t.early_stopping.enabled and s.bad_epochs >= t.early_stopping.patience:
-                        self._log(f"early stop after epoch {epoch}: no {stop_metric} gain "
-                                  f"for {s.bad_epochs} epochs")
+                        self._log(
+                            f"early stop after epoch {epoch}: no {stop_metric} gain "
+                            f"for {s.bad_epochs} epochs"
+                        )
                         break
                     if t.max_time_s and s.train_time_s >= t.max_time_s:
                         self._log(f"time budget {t.max_time_s}s reached after epoch {epoch}")
@@ -278,23 +310,34 @@ class Trainer:
         best = self.run_dir / BEST
         if best.exists():
             from safetensors.torch import load_file
+
             self.model.load_state_dict(load_file(best))
         logits = self.logits(bundle.test)
         metrics = classification_metrics(logits, bundle.test.y, bundle.num_classes)
-        metrics = {f"test_{k}" if k in ("accuracy", "loss", "top5") else k: v
-                   for k, v in metrics.items()}
+        metrics = {
+            f"test_{k}" if k in ("accuracy", "loss", "top5") else k: v for k, v in metrics.items()
+        }
         energy = s.extra.get("energy", {})
         metrics |= {
-            "classes": bundle.classes, "best_val_accuracy": s.best_val_accuracy,
-            "best_epoch": s.best_epoch, "epochs_run": s.epoch, "train_time_s": s.train_time_s,
-            "time_to_target_s": s.time_to_target_s, "skipped_images": bundle.skipped,
+            "classes": bundle.classes,
+            "best_val_accuracy": s.best_val_accuracy,
+            "best_epoch": s.best_epoch,
+            "epochs_run": s.epoch,
+            "train_time_s": s.train_time_s,
+            "time_to_target_s": s.time_to_target_s,
+            "skipped_images": bundle.skipped,
             "images_per_s": _mean_rate(self.store.get_run(self.run_id)["epochs"]),
             **s.extra.get("peak_memory", {}),
             **_energy_total(s.energy_j, energy, self.cfg),
         }
         if self.cfg.measure.cost:
-            metrics |= measure_model(self.model, self.input_shape, self.device, self.cfg.measure,
-                                     weights_path=best if best.exists() else None)
+            metrics |= measure_model(
+                self.model,
+                self.input_shape,
+                self.device,
+                self.cfg.measure,
+                weights_path=best if best.exists() else None,
+            )
         return metrics
 
     def _log(self, line: str) -> None:
@@ -303,8 +346,10 @@ class Trainer:
 
 
 def _epoch_line(epoch: int, row: dict) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in {"epoch": epoch, **row}.items())
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in {"epoch": epoch, **row}.items()
+    )
 
 
 def _mean_rate(epochs: list[dict]) -> float | None:
@@ -315,16 +360,20 @@ def _mean_rate(epochs: list[dict]) -> float | None:
 def _energy_total(energy_j: float, last: dict, cfg: RunConfig) -> dict[str, Any]:
     kwh = energy_j / 3.6e6
     gco2 = cfg.measure.grid_gco2_per_kwh
-    return {"energy_j": energy_j, "energy_kwh": kwh,
-            "energy_method": last.get("energy_method"),
-            "energy_estimated": last.get("energy_estimated"),
-            "cost": kwh * cfg.measure.price_per_kwh,
-            "co2_g": kwh * gco2 if gco2 is not None else None}
+    return {
+        "energy_j": energy_j,
+        "energy_kwh": kwh,
+        "energy_method": last.get("energy_method"),
+        "energy_estimated": last.get("energy_estimated"),
+        "cost": kwh * cfg.measure.price_per_kwh,
+        "co2_g": kwh * gco2 if gco2 is not None else None,
+    }
 
 
 @contextmanager
 def _stop_on_signals():
     """Turn SIGTERM into :class:`Stopped` (Ctrl-C already raises KeyboardInterrupt)."""
+
     def handler(signum, frame):
         raise Stopped(signal.Signals(signum).name)
 
@@ -350,9 +399,15 @@ def prepare_config(config: RunConfig | dict | str | Path) -> RunConfig:
     return cfg.model_copy(update={"model": resolve(cfg.model)})
 
 
-def train(config: RunConfig | dict | str | Path | None = None, *, store: Store | str | None = None,
-          quiet: bool = True, resume: str | None = None, group_id: str | None = None,
-          on_epoch: EpochHook | None = None) -> Run:
+def train(
+    config: RunConfig | dict | str | Path | None = None,
+    *,
+    store: Store | str | None = None,
+    quiet: bool = True,
+    resume: str | None = None,
+    group_id: str | None = None,
+    on_epoch: EpochHook | None = None,
+) -> Run:
     """Train one network and record everything in the store; return the stored run.
 
     ``resume`` continues a killed or stopped run from its last epoch checkpoint; it ends with
@@ -377,13 +432,20 @@ def train(config: RunConfig | dict | str | Path | None = None, *, store: Store |
     lr_bounds = None
     if not resume and cfg.schedule.bounds == "auto":
         from .lr_finder import auto_bounds  # lr_finder builds on this module
+
         cfg, lr_bounds = auto_bounds(cfg, bundle, store, group_id=group_id, quiet=quiet)
     if not resume:
         device = select_device(cfg.train.device)
         env = environment(device, set_threads(cfg.train.threads))
-        run_id = store.create_run(name=cfg.name, config=cfg.model_dump(mode="json"),
-                                  seed=cfg.train.seed, env=env, kind="train", device=str(device),
-                                  group_id=group_id)
+        run_id = store.create_run(
+            name=cfg.name,
+            config=cfg.model_dump(mode="json"),
+            seed=cfg.train.seed,
+            env=env,
+            kind="train",
+            device=str(device),
+            group_id=group_id,
+        )
         if lr_bounds:
             store.update(run_id, metrics={"lr_bounds": lr_bounds})
     try:
@@ -399,9 +461,15 @@ def train(config: RunConfig | dict | str | Path | None = None, *, store: Store |
                 trainer._log(note)
         with _stop_on_signals():
             status = trainer.fit(on_epoch)
-            metrics = trainer.finish() if status == "completed" else {
-                "epochs_run": trainer.state.epoch, "train_time_s": trainer.state.train_time_s,
-                "diverged_epoch": trainer.state.extra.get("diverged_epoch")}
+            metrics = (
+                trainer.finish()
+                if status == "completed"
+                else {
+                    "epochs_run": trainer.state.epoch,
+                    "train_time_s": trainer.state.train_time_s,
+                    "diverged_epoch": trainer.state.extra.get("diverged_epoch"),
+                }
+            )
     except (KeyboardInterrupt, Stopped):
         store.update(run_id, status="stopped", ended=True)
         raise
@@ -412,8 +480,15 @@ def train(config: RunConfig | dict | str | Path | None = None, *, store: Store |
         store.update(run_id, status="failed", metrics={"error": repr(err)}, ended=True)
         raise
     run_dir = trainer.run_dir
-    artifacts = {k: str(run_dir / f) for k, f in
-                 (("checkpoint", LAST), ("best_weights", BEST), ("log", "train.log"),
-                  ("config", "config.yaml")) if (run_dir / f).exists()}
+    artifacts = {
+        k: str(run_dir / f)
+        for k, f in (
+            ("checkpoint", LAST),
+            ("best_weights", BEST),
+            ("log", "train.log"),
+            ("config", "config.yaml"),
+        )
+        if (run_dir / f).exists()
+    }
     store.update(run_id, status=status, metrics=metrics, artifacts=artifacts, ended=True)
     return Run(store.get_run(run_id))
