@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
 from . import config as cfgmod
+from .cli_common import JsonOpt, QuietOpt, StoreOpt, err, out, print_json
+from .cli_common import open_store as _store
 from .errors import ConfigError, ConvbenchError
 
 app = typer.Typer(
@@ -24,19 +24,6 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List, show and delete stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
-        "default ./convbench-runs/runs.db]",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -59,7 +46,6 @@ ScheduleOpt = Annotated[
         help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range."
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule) -> dict:
@@ -93,14 +79,6 @@ def _root(
     """convbench."""
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _store(url: str | None):
-    from .store import Store
-
-    return Store(url)
 
 
 def build_config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):

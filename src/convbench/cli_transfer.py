@@ -12,10 +12,8 @@ from typing import Annotated
 
 import typer
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
-                    "default ./convbench-runs/runs.db]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+from .cli_common import JsonOpt, StoreOpt, open_store, out, print_json
+
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any config field by dotted path (repeatable).")]
 OutDirOpt = Annotated[Path | None, typer.Option(
@@ -34,7 +32,7 @@ def _cli():
 
 def _wrote(paths: dict) -> None:
     for path in paths.values():
-        _cli().out.print(f"wrote {path}")
+        out.print(f"wrote {path}")
 
 
 def features_cmd(
@@ -72,11 +70,11 @@ def features_cmd(
             "model.name": model, "model.pretrained": True if pretrained else None,
             "data.dataset": dataset, "data.data_dir": data_dir,
             "data.image_size": image_size}, sets)
-    feats, path = extract_features(cli._store(store), run=run_id, config=config, layer=layer,
+    feats, path = extract_features(open_store(store), run=run_id, config=config, layer=layer,
                                    pool=pool, out=output, dataset=dataset if run_id else None,
                                    data_dir=data_dir if run_id else None)
     sizes = ", ".join(f"{s} {len(y)}" for s, (_, y) in feats.splits.items())
-    cli.out.print(f"{feats.meta['layer']}: {feats.dim} features per image ({sizes}) → {path}")
+    out.print(f"{feats.meta['layer']}: {feats.dim} features per image ({sizes}) → {path}")
 
 
 def svm_cmd(
@@ -102,13 +100,13 @@ def svm_cmd(
         gammas = [g if g in ("scale", "auto") else float(g) for g in cli._csv(gamma, "gamma")]
     except ValueError:
         raise ConfigError(f"--gamma {gamma!r}: numbers or 'scale', e.g. scale,1e-3.") from None
-    run = svm_run(features, store=cli._store(store), name=name,
+    run = svm_run(features, store=open_store(store), name=name,
                   kernels=cli._csv(kernels, "kernels"), cs=cli._csv(c, "C", float),
                   gammas=gammas, folds=folds, seed=seed)
     if as_json:
-        return cli.print_json(run)
+        return print_json(run)
     m = run["metrics"]
-    cli.out.print(f"SVM {m['svm_kernel']} C={m['svm_C']} γ={m['svm_gamma']} "
+    out.print(f"SVM {m['svm_kernel']} C={m['svm_C']} γ={m['svm_gamma']} "
                   f"(cv accuracy {m['best_val_accuracy']:.4f})")
     cli.show_run_summary(run)
 
@@ -127,8 +125,7 @@ def tsne_cmd(
     """t-SNE map of deep features coloured by class (PNG + SVG, recorded in the run)."""
     from .analysis.tsne import tsne_plot
 
-    cli = _cli()
-    _wrote(tsne_plot(cli._store(store), source, split=split, layer=layer, perplexity=perplexity,
+    _wrote(tsne_plot(open_store(store), source, split=split, layer=layer, perplexity=perplexity,
                      max_points=max_points, seed=seed, out_dir=out_dir))
 
 
@@ -145,14 +142,14 @@ def per_class_cmd(
     from .analysis.per_class import per_class_plot
 
     cli = _cli()
-    rows, paths = per_class_plot(cli._store(store), run_id, out_dir=out_dir)
+    rows, paths = per_class_plot(open_store(store), run_id, out_dir=out_dir)
     if as_json:
-        return cli.print_json({"classes": rows, "paths": paths})
+        return print_json({"classes": rows, "paths": paths})
     table = Table("class", "images", "top-1", "top-5", "cross-entropy")
     for r in rows:
         table.add_row(r["class"], str(r["images"]), cli._fmt(r["top1"]), cli._fmt(r["top5"]),
                       cli._fmt(r["cross_entropy"]))
-    cli.out.print(table)
+    out.print(table)
     _wrote(paths)
 
 
@@ -172,15 +169,14 @@ def rank_cmd(
 
     from .analysis.rank import rank_plot
 
-    cli = _cli()
-    rows, paths = rank_plot(cli._store(store), run_a, run_b, class_name, limit, out_dir=out_dir)
+    rows, paths = rank_plot(open_store(store), run_a, run_b, class_name, limit, out_dir=out_dir)
     if as_json:
-        return cli.print_json({"images": rows, "paths": paths})
+        return print_json({"images": rows, "paths": paths})
     table = Table("test image", "A prob", "A rank", "B prob", "B rank")
     for r in rows:
         table.add_row(str(r["index"]), f"{r['a_prob']:.4f}", str(r["a_rank"]),
                       f"{r['b_prob']:.4f}", str(r["b_rank"]))
-    cli.out.print(table)
+    out.print(table)
     _wrote(paths)
 
 
@@ -197,14 +193,13 @@ def weights_cmd(
     checkpoint."""
     from .analysis.weights import weights_plot
 
-    cli = _cli()
-    rows, paths = weights_plot(cli._store(store), run_id, other, out_dir=out_dir)
+    rows, paths = weights_plot(open_store(store), run_id, other, out_dir=out_dir)
     if as_json:
-        return cli.print_json({"layers": rows, "paths": paths})
+        return print_json({"layers": rows, "paths": paths})
     moved = sorted(rows, key=lambda r: -r["ssd"])[:10]
-    cli.out.print("most changed: " + ", ".join(f"{r['layer']} {r['ssd']:.4g}" for r in moved))
+    out.print("most changed: " + ", ".join(f"{r['layer']} {r['ssd']:.4g}" for r in moved))
     unchanged = sum(r["ssd"] == 0 for r in rows)
-    cli.out.print(f"{len(rows)} layers, {unchanged} unchanged")
+    out.print(f"{len(rows)} layers, {unchanged} unchanged")
     _wrote(paths)
 
 
@@ -233,7 +228,7 @@ def layers_cmd(
         raise ConfigError("Give either a run id or --model NAME.")
     if run_id:
         from .analysis.runs import open_run
-        net = open_run(cli._store(store), run_id, weights="start").model
+        net = open_run(open_store(store), run_id, weights="start").model
     else:
         cfg = cli.build_config(None, {"model.name": model}, sets)
         ch, side = input_requirements(cfg.model, image_size, channels)
@@ -241,14 +236,14 @@ def layers_cmd(
     rows = describe_units(net)
     names = [n for n, _ in net.named_modules() if n]
     if as_json:
-        return cli.print_json({"units": rows, "modules": names if modules else None})
+        return print_json({"units": rows, "modules": names if modules else None})
     table = Table("index", "unit", "params", "modules")
     for r in rows:
         table.add_row("-" if r["index"] is None else str(r["index"]), r["name"],
                       cli._fmt(r["params"]), ", ".join(r["modules"]))
-    cli.out.print(table)
+    out.print(table)
     if modules:
-        cli.out.print("\n".join(names))
+        out.print("\n".join(names))
 
 
 @analyze_app.command("report")
@@ -262,8 +257,7 @@ def report_cmd(
     """One self-contained HTML page with the runs and all their analysis figures."""
     from .analysis.report import write_analysis_report
 
-    cli = _cli()
-    cli.out.print(f"wrote {write_analysis_report(cli._store(store), ids, output, title)}")
+    out.print(f"wrote {write_analysis_report(open_store(store), ids, output, title)}")
 
 
 @data_app.command("from-filenames")
@@ -292,19 +286,19 @@ def from_filenames_cmd(
     r = from_filenames(src, classes, out_dir, min_images=min_images, single_word=single_word,
                        mode=mode, extra_stop_words=cli._csv(stop_words, "stop-words"))
     if as_json:
-        return cli.print_json({"counts": r.counts, "multi": r.multi, "dropped": r.dropped,
+        return print_json({"counts": r.counts, "multi": r.multi, "dropped": r.dropped,
                                "unmatched": r.unmatched, "images": r.images, "out": str(r.out)})
     table = Table("class", "images")
     for name, n in sorted(r.counts.items(), key=lambda kv: -kv[1]):
         table.add_row(name, str(n))
-    cli.out.print(table)
-    cli.out.print(f"{len(r.counts)} classes, {sum(r.counts.values())} placements of "
+    out.print(table)
+    out.print(f"{len(r.counts)} classes, {sum(r.counts.values())} placements of "
                   f"{r.images} images; {r.unmatched} images matched no class; "
                   f"{len(r.dropped)} classes dropped")
     for name, why in sorted(r.dropped.items()):
-        cli.out.print(f"  dropped {name}: {why}", markup=False)
+        out.print(f"  dropped {name}: {why}", markup=False)
     if r.multi:
-        cli.out.print(f"{len(r.multi)} images are in more than one class:")
+        out.print(f"{len(r.multi)} images are in more than one class:")
         for image, where in sorted(r.multi.items()):
-            cli.out.print(f"  {image}: {', '.join(where)}", markup=False)
-    cli.out.print(f"Train on it: convbench train --dataset folder --data-dir {r.out}")
+            out.print(f"  {image}: {', '.join(where)}", markup=False)
+    out.print(f"Train on it: convbench train --dataset folder --data-dir {r.out}")
