@@ -23,7 +23,7 @@ ENV = {"python": "3.11.9", "torch": "2.4.1", "torchvision": "0.19.1", "timm": "1
        "platform": "Linux-6.1-x86_64", "cuda": None}
 # (model, overrides, params, flops per image, seconds per epoch, final accuracy)
 MODELS = {
-    "simple-cnn": ([], 93_322, 1.9e6, 11.0, 0.865),
+    "simple-cnn": (["optim.name=sgd", "optim.lr=0.01"], 93_322, 1.9e6, 11.0, 0.865),
     "B2FL32-adam": (["model.name=B2FL32", "optim.name=adam", "optim.lr=0.001"],
                     1_660_522, 2.6e7, 38.0, 0.905),
     "B2FL32-sgd": (["model.name=B2FL32", "optim.name=sgd", "optim.lr=0.01"],
