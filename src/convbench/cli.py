@@ -773,6 +773,11 @@ app.command("svm")(svm_cmd)
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(data_app, name="data")
 
+# Document-layout detection and segmentation (detection/cli.py)
+from .detection.cli import app as detect_app  # noqa: E402
+
+app.add_typer(detect_app, name="detect")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one or two lines and exit status 2, never a traceback."""

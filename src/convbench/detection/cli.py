@@ -1,0 +1,338 @@
+"""``convbench detect …``: synthetic pages, training, evaluation, prediction, comparison.
+
+The main CLI mounts :data:`app`; ``python -m convbench.detection.cli`` runs it alone.
+User errors raise :class:`~convbench.errors.ConvbenchError` (exit status 2, one line).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ..config import load_yaml, set_path
+from ..errors import ConfigError, ConvbenchError, StoreError
+
+app = typer.Typer(help="Document-layout detection and instance segmentation (Mask R-CNN / "
+                       "Faster R-CNN with pluggable backbones): synthetic pages, COCO and "
+                       "PAGE-XML data, training, COCO AP evaluation, predictions, comparisons.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
+                    "default ./convbench-runs/runs.db]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a detection config field by dotted path, e.g. "
+                  "--set model.min_size=384 (repeatable).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+ModelArg = Annotated[str, typer.Argument(
+    help="Run id (or unique prefix) of a detection run, or its artifacts folder.")]
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _store(url: str | None):
+    from ..store import Store
+
+    return Store(url)
+
+
+def _config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):
+    from .config import apply_overrides, build
+
+    data = load_yaml(config_file) if config_file else {}
+    for dotted, value in flags.items():
+        if value is not None:
+            set_path(data, dotted, value)
+    return apply_overrides(build(data, source=str(config_file or "flags")), sets or [])
+
+
+def _data_flags(data: str | None, source: str | None) -> dict[str, Any]:
+    if data is None:
+        return {"data.source": source}
+    guessed = source or ("coco" if data.endswith(".json") else "pagexml")
+    return {"data.source": guessed, "data.path": data}
+
+
+METRIC_ROWS = ["box_AP", "box_AP50", "box_AP75", "box_APs", "box_APm", "box_APl", "mask_AP",
+               "mask_AP50", "mask_AP75", "mask_APs", "mask_APm", "mask_APl", "iterations",
+               "epochs", "train_time_s", "iters_per_s", "eval_time_s", "peak_memory_bytes",
+               "params_total", "energy_kwh", "energy_method", "cost"]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _show_metrics(title: str, m: dict[str, Any]) -> None:
+    out.print(f"[bold]{title}[/]")
+    table = Table(show_header=False, box=None)
+    for k in METRIC_ROWS:
+        if k in m:
+            table.add_row(k, _fmt(m[k]))
+    out.print(table)
+    for kind in ("box", "mask"):
+        per = m.get(f"{kind}_AP_per_class")
+        if per:
+            out.print(f"{kind} AP per class: " + ", ".join(f"{c} {_fmt(v)}"
+                                                          for c, v in per.items()))
+
+
+def _bar(total: int, what: str, quiet: bool) -> Progress | None:
+    if quiet:
+        return None
+    return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def _detector_folder(model: str, store_url: str | None) -> Path:
+    path = Path(model)
+    if path.is_dir():
+        return path
+    store = _store(store_url)
+    run = store.get_run(store.resolve_id(model))
+    if run["kind"] != "detect":
+        raise StoreError(f"Run {run['id']} is a {run['kind']} run, not a detection run.")
+    return store.run_dir(run["id"])
+
+
+@app.command()
+def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write the pages into.")],
+          pages: Annotated[int, typer.Option(min=1, help="Number of pages.")] = 60,
+          size: Annotated[int, typer.Option(min=64, help="Page height in px.")] = 448,
+          seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0):
+    """Draw synthetic music-manuscript pages: PNGs + COCO JSON + PAGE-XML.
+
+      convbench detect synth pages --pages 60 --size 448
+    """
+    from .synth import synthesize
+
+    ann = synthesize(out_dir, pages, size, seed)
+    out.print(f"{pages} pages in {out_dir}: COCO {ann}, PAGE-XML {out_dir / 'page'}")
+
+
+@app.command()
+def train(
+    config_file: Annotated[Path | None, typer.Argument(help="YAML detection config.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="e.g. resnet18, resnet50c, vovnet39, "
+                                                      "timm/resnet18.")] = None,
+    arch: Annotated[str | None, typer.Option(help="maskrcnn or fasterrcnn.")] = None,
+    data: Annotated[str | None, typer.Option(
+        help="COCO JSON file or PAGE-XML folder (default: synthetic pages).")] = None,
+    source: Annotated[str | None, typer.Option(help="synth, coco or pagexml.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Budget in epochs.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Budget in iterations.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per iteration.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    sets: SetOpt = None,
+    resume: Annotated[str | None, typer.Option(
+        help="Continue a stopped detection run (id or prefix) from its checkpoint.")] = None,
+    store: StoreOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
+):
+    """Train a detector, evaluate it on held-out pages (COCO AP), record the run.
+
+      convbench detect train --backbone resnet18 --iterations 600
+    """
+    from .train import Stopped, train_detector
+
+    cfg = None
+    if not resume:
+        cfg = _config(config_file, {
+            "model.backbone": backbone, "model.arch": arch, "train.epochs": epochs,
+            "train.iterations": iterations, "train.batch_size": batch_size, "train.lr": lr,
+            "train.seed": seed, "train.device": device, "name": name,
+            **_data_flags(data, source)}, sets)
+    try:
+        run = train_detector(cfg, store=_store(store), quiet=quiet or as_json, resume=resume)
+    except (KeyboardInterrupt, Stopped):
+        err.print("Stopped. Continue from the last checkpoint with "
+                  "`convbench detect train --resume RUN_ID`.")
+        raise typer.Exit(130) from None
+    if as_json:
+        _json(dict(run))
+    else:
+        _show_metrics(f"run {run['id']} {run.get('name') or ''} — {run['status']}",
+                      run.get("metrics") or {})
+    if run["status"] == "diverged":
+        raise ConvbenchError(f"Run {run['id']} diverged (loss became NaN/inf). Lower train.lr "
+                             "or raise train.warmup_iters.")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: ModelArg,
+    data: Annotated[str | None, typer.Option(
+        help="COCO JSON or PAGE-XML folder to evaluate on (default: the run's test pages).")]
+        = None,
+    source: Annotated[str | None, typer.Option(help="coco or pagexml (guessed from --data).")]
+        = None,
+    image_dir: Annotated[str | None, typer.Option(help="Images folder for --data.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    store: StoreOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
+):
+    """COCO AP (boxes and masks, per class) of a trained detector.
+
+      convbench detect eval 3f9c --data pages/annotations.json
+    """
+    from .data import load_dataset, load_split
+    from .evaluate import evaluate_dataset
+    from .predict import load_detector
+
+    det = load_detector(_detector_folder(model, store), device)
+    if data is None:
+        _, ds = load_split(det.config.data)
+    else:
+        flags = _data_flags(data, source)
+        dcfg = det.config.data.model_copy(update={
+            "source": flags["data.source"], "path": data, "image_dir": image_dir,
+            "classes": det.classes})
+        ds = load_dataset(dcfg)
+    if not ds.pages:
+        raise ConvbenchError(f"No pages to evaluate ({ds.issue_summary()}).")
+    m = det.config.model
+    bar = _bar(len(ds.pages), "eval", quiet or as_json)
+    if bar is not None:
+        with bar:
+            task = bar.add_task("eval", total=len(ds.pages))
+            metrics, _ = evaluate_dataset(det.model, ds, m.min_size, m.max_size, det.device,
+                                          m.arch == "maskrcnn",
+                                          on_batch=lambda n: bar.update(task, completed=n))
+    else:
+        metrics, _ = evaluate_dataset(det.model, ds, m.min_size, m.max_size, det.device,
+                                      m.arch == "maskrcnn")
+    metrics["pages"] = len(ds.pages)
+    metrics["skipped_annotations"] = dict(ds.issues)
+    if as_json:
+        _json(metrics)
+    else:
+        _show_metrics(f"{len(ds.pages)} pages ({ds.issue_summary()})", metrics)
+
+
+@app.command()
+def predict(
+    model: ModelArg,
+    images: Annotated[list[Path], typer.Argument(help="Page images to analyse.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("predictions"),
+    score: Annotated[float, typer.Option(min=0, max=1, help="Minimum score for PAGE-XML and "
+                                                            "overlays.")] = 0.5,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    store: StoreOpt = None,
+):
+    """Detect regions on images; write COCO JSON, PAGE-XML and colour overlays.
+
+      convbench detect predict 3f9c page1.png page2.png --out predictions
+    """
+    from .predict import load_detector, predict_images
+
+    det = load_detector(_detector_folder(model, store), device)
+    ds = predict_images(det, list(images), out_dir, score_threshold=score)
+    n = sum(1 for p in ds.pages for i in p.instances if (i.score or 0) >= score)
+    out.print(f"{n} regions (score ≥ {score}) on {len(ds.pages)} images → "
+              f"{out_dir / 'predictions.json'}, {out_dir / 'page'}, {out_dir / 'overlays'}")
+
+
+@app.command()
+def compare(
+    config_file: Annotated[Path | None, typer.Argument(help="YAML base detection config.")]
+        = None,
+    backbone: Annotated[list[str] | None, typer.Option(
+        help="A backbone to compare (repeatable).")] = None,
+    variant: Annotated[list[str] | None, typer.Option(
+        help="A variant as space-separated key=value overrides, e.g. "
+             "'model.backbone=resnet18 train.batch_size=4' (repeatable).")] = None,
+    report: Annotated[Path, typer.Option(help="HTML report to write.")]
+        = Path("detect-report.html"),
+    data: Annotated[str | None, typer.Option(help="COCO JSON or PAGE-XML folder.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Budget in iterations.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Budget in epochs.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
+    sets: SetOpt = None,
+    store: StoreOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
+):
+    """Train several backbones/settings on the same pages and write an HTML report.
+
+      convbench detect compare --backbone resnet18 --backbone vovnet19-lite --iterations 300
+    """
+    from .compare import compare_detectors
+    from .train import Stopped
+
+    variants = [[f"model.backbone={b}"] for b in backbone or []]
+    variants += [v.split() for v in variant or []]
+    if not variants:
+        raise ConfigError("Nothing to compare: give --backbone NAME or --variant 'k=v …' at "
+                          "least twice (or once, to get a report of one).")
+    cfg = _config(config_file, {"train.iterations": iterations, "train.epochs": epochs,
+                                **_data_flags(data, None)}, sets)
+    try:
+        group = compare_detectors(cfg, variants, store=_store(store), name=name,
+                                  report=report, quiet=quiet or as_json)
+    except (KeyboardInterrupt, Stopped):
+        err.print("Stopped. Finished variants stay in the store; the stopped one can be "
+                  "continued with `convbench detect train --resume RUN_ID`.")
+        raise typer.Exit(130) from None
+    if as_json:
+        s = _store(store)
+        _json({**group, "runs": [s.get_run(i) for i in group["run_ids"]]})
+        return
+    s = _store(store)
+    table = Table("variant", "status", "box AP", "box AP50", "mask AP", "train s", "cost")
+    for rid in group["run_ids"]:
+        r = s.get_run(rid)
+        m = r.get("metrics") or {}
+        table.add_row(r.get("name") or rid, r["status"], _fmt(m.get("box_AP")),
+                      _fmt(m.get("box_AP50")), _fmt(m.get("mask_AP")),
+                      _fmt(m.get("train_time_s")), _fmt(m.get("cost")))
+    out.print(table)
+    for e in group["errors"]:
+        err.print(f"failed: {e}", markup=False)
+    out.print(f"report: {group['report']}")
+
+
+@app.command()
+def backbones(as_json: JsonOpt = False):
+    """List the registered backbones (any timm model also works as timm/<name>)."""
+    from .backbones import list_backbones
+
+    rows = list_backbones()
+    if as_json:
+        _json(rows)
+        return
+    table = Table("backbone", "family")
+    for r in rows:
+        table.add_row(r["name"], r["family"])
+    out.print(table)
+    out.print("Any timm model with feature maps also works: timm/<name>, e.g. timm/resnet18.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the detection CLI alone, with the main CLI's error handling."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except ConvbenchError as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Compare detectors: train several backbones/settings on the same pages, then report.
+
+Each variant is the base config plus ``--set`` style overrides; all runs join one store
+group (kind ``detect-compare``), and the report is built from the store alone.
+
+>>> group = compare_detectors("examples/detect-synth.yaml",
+...                           [["model.backbone=resnet18"], ["model.backbone=vovnet19-lite"]],
+...                           report="out/detect.html")              # doctest: +SKIP
+>>> group["report"]                                                  # doctest: +SKIP
+'out/detect.html'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..errors import ConvbenchError, StoreError
+from ..report import fmt
+from ..report.html import Cell, escape, figure, page, pareto_front, table
+from ..report.plots import STYLE, colours
+from ..store import Store
+from .backbones import check_backbone
+from .config import DetectConfig, apply_overrides
+from .train import Stopped, prepare, train_detector
+
+
+def variant_label(sets: list[str]) -> str:
+    """A short label from overrides: values of ``model.backbone`` first, then ``key=value``.
+
+    >>> variant_label(["model.backbone=vovnet39", "train.batch_size=4"])
+    'vovnet39 batch_size=4'
+    """
+    parts = []
+    for item in sets:
+        key, _, value = item.partition("=")
+        parts.append(value if key.strip() == "model.backbone" else
+                     f"{key.strip().rsplit('.', 1)[-1]}={value.strip()}")
+    return " ".join(parts) or "base"
+
+
+def compare_detectors(base: DetectConfig | dict | str | Path | None,
+                      variants: list[list[str]], *, store: Store | str | None = None,
+                      name: str | None = None, report: str | Path | None = None,
+                      quiet: bool = True) -> dict[str, Any]:
+    """Train each variant in turn (one failure does not stop the others); record a group.
+
+    Returns the group dict plus ``errors`` (variants that failed) and ``report`` (path).
+    """
+    if not variants:
+        raise ConvbenchError("Nothing to compare: give at least one variant (e.g. a backbone).")
+    cfg = prepare(base)
+    configs = []
+    for sets in variants:
+        label = variant_label(sets)
+        c = apply_overrides(cfg, sets)
+        check_backbone(c.model.backbone)  # reject typos before hours of training
+        configs.append(c.model_copy(update={"name": label}))
+    store = store if isinstance(store, Store) else Store(store)
+    group_id = store.create_group(kind="detect-compare", name=name, config={
+        "base": cfg.model_dump(mode="json"), "variants": variants})
+    errors = []
+    for c in configs:
+        try:
+            train_detector(c, store=store, quiet=quiet, group_id=group_id)
+        except ConvbenchError as err:
+            errors.append(f"{c.name}: {err}")
+        except (KeyboardInterrupt, Stopped):
+            store.update_group(group_id, status="stopped")
+            raise
+    store.update_group(group_id, status="completed" if not errors else "failed",
+                       metrics={"errors": errors})
+    group = store.get_group(group_id)
+    group["errors"] = errors
+    if report is not None:
+        group["report"] = str(write_detect_report(store, group_id, report))
+    return group
+
+
+SUMMARY_COLUMNS = [
+    ("label", "Variant"), ("backbone", "Backbone"), ("status", "Status"),
+    ("box_AP", "Box AP"), ("box_AP50", "Box AP50"), ("box_AP75", "Box AP75"),
+    ("mask_AP", "Mask AP"), ("mask_AP50", "Mask AP50"), ("mask_AP75", "Mask AP75"),
+    ("iterations", "Iterations"), ("epochs", "Epochs"), ("train_time_s", "Train time"),
+    ("iters_per_s", "Iter/s"), ("peak_memory_bytes", "Peak memory"), ("params_total", "Params"),
+    ("energy_kwh", "Energy (kWh)"), ("cost", "Cost"),
+]
+BEST = {"box_AP": "max", "box_AP50": "max", "box_AP75": "max", "mask_AP": "max",
+        "mask_AP50": "max", "mask_AP75": "max", "train_time_s": "min", "iters_per_s": "max",
+        "peak_memory_bytes": "min", "params_total": "min", "energy_kwh": "min", "cost": "min"}
+
+
+def _summary_row(run: dict) -> dict[str, Any]:
+    m = run.get("metrics") or {}
+    cfg = run.get("config") or {}
+    row: dict[str, Any] = {"label": run.get("name") or run["id"],
+                           "backbone": cfg.get("model", {}).get("backbone"),
+                           "status": run["status"]}
+    for key, _ in SUMMARY_COLUMNS[3:]:
+        row[key] = m.get(key)
+    row["train_time_s"] = Cell(fmt.number(m.get("train_time_s")),
+                               fmt.duration(m.get("train_time_s")))
+    row["peak_memory_bytes"] = Cell(fmt.number(m.get("peak_memory_bytes")),
+                                    fmt.size_bytes(m.get("peak_memory_bytes")))
+    row["params_total"] = Cell(fmt.number(m.get("params_total")), fmt.count(m.get("params_total")))
+    if m.get("energy_estimated"):
+        row["energy_kwh"] = Cell(fmt.number(m.get("energy_kwh")), fmt.sig(m.get("energy_kwh")),
+                                 sub="estimate", title=f"method: {m.get('energy_method')}")
+    return row
+
+
+def _per_class_table(runs: list[dict]) -> str:
+    classes = next((r["metrics"].get("classes") for r in runs if r.get("metrics")), None) or []
+    columns = [("label", "Variant")]
+    rows = []
+    for kind in ("box", "mask"):
+        for c in classes:
+            columns.append((f"{kind}:{c}", f"{kind} AP {c}"))
+    for run in runs:
+        m = run.get("metrics") or {}
+        row = {"label": run.get("name") or run["id"]}
+        for kind in ("box", "mask"):
+            per = m.get(f"{kind}_AP_per_class") or {}
+            for c in classes:
+                row[f"{kind}:{c}"] = per.get(c)
+        rows.append(row)
+    return table(columns, rows, best={k: "max" for k, _ in columns[1:]})
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    # Object API with an Agg canvas: no pyplot state, safe from worker threads.
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _loss_figure(runs: list[dict]) -> str:
+    labels = [r.get("name") or r["id"] for r in runs]
+    colour = colours(labels)
+    with matplotlib.rc_context(STYLE):
+        fig = _new_figure(7.5, 3.6)
+        ax = fig.add_subplot()
+        for run, label in zip(runs, labels, strict=True):
+            points = _losses(run)
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, label=label, color=colour[label])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("training loss (sum of heads)")
+        ax.set_yscale("log")
+        ax.set_title("Training loss")
+        ax.legend()
+    return figure(fig, caption="Training loss per iteration (moving average of 10).",
+                  alt="training loss curves")
+
+
+def _losses(run: dict) -> list[tuple[float, float]]:
+    path = (run.get("artifacts") or {}).get("losses")
+    if path and Path(path).is_file():
+        raw = json.loads(Path(path).read_text())
+        out = []
+        for i in range(len(raw)):
+            window = [v for _, v in raw[max(0, i - 9): i + 1]]
+            out.append((raw[i][0], sum(window) / len(window)))
+        return out
+    return [(e["iteration"], e["train_loss"]) for e in run.get("epochs") or []
+            if e.get("train_loss") is not None]
+
+
+def _ap_cost_figure(runs: list[dict], x_key: str, x_label: str) -> str | None:
+    labels = [r.get("name") or r["id"] for r in runs]
+    colour = colours(labels)
+    pts = [(fmt.number((r.get("metrics") or {}).get(x_key)),
+            fmt.number((r.get("metrics") or {}).get("box_AP"))) for r in runs]
+    if sum(1 for x, y in pts if x is not None and y is not None) == 0:
+        return None
+    front = pareto_front(pts)
+    with matplotlib.rc_context(STYLE):
+        fig = _new_figure(6.5, 3.8)
+        ax = fig.add_subplot()
+        for (x, y), label in zip(pts, labels, strict=True):
+            if x is not None and y is not None:
+                ax.scatter([x], [y], color=colour[label], label=label, s=40, zorder=3)
+        if len(front) > 1:
+            ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="#8c959f",
+                    linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("box AP (test)")
+        ax.set_title(f"Box AP against {x_label.split(' (')[0].lower()}")
+        ax.legend()
+    return figure(fig, caption=f"Box AP against {x_label}; the dashed line joins the "
+                  "variants no other beats on both.", alt=f"box AP against {x_label}")
+
+
+def _overlays(runs: list[dict], per_run: int = 2) -> str:
+    cells = []
+    for run in runs:
+        folder = (run.get("artifacts") or {}).get("predictions")
+        if not folder:
+            continue
+        for png in sorted((Path(folder) / "overlays").glob("*.png"))[:per_run]:
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            caption = f"{run.get('name') or run['id']} — {png.stem}"
+            # Pages may be small; show them at a readable size, never wider than the cell.
+            cells.append(f'<figure><img src="data:image/png;base64,{data}" '
+                         'style="width:100%;max-width:520px" '
+                         f'alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption>'
+                         "</figure>")
+    if not cells:
+        return '<p class="note">No overlays were saved.</p>'
+    legend = ('<p class="note">Predicted regions with score ≥ 0.5 on held-out pages: '
+              '<span style="color:#dc1e1e">staff</span>, '
+              '<span style="color:#1ea028">lyrics</span>, '
+              '<span style="color:#1e46dc">drop-capital</span>.</p>')
+    return legend + '<div class="grid">' + "".join(cells) + "</div>"
+
+
+def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
+    """Write the HTML report of a detection comparison group, from the store only."""
+    group = store.get_group(group_id)
+    if group.get("kind") != "detect-compare":
+        raise StoreError(f"Group {group_id} is a {group.get('kind')} group, not detect-compare.")
+    runs = [store.get_run(i) for i in group["run_ids"]]
+    if not runs:
+        raise StoreError(f"Group {group_id} has no runs to report.")
+    sections = [("Summary", table(SUMMARY_COLUMNS, [_summary_row(r) for r in runs], BEST)
+                 + '<p class="note">AP on the held-out test pages (COCO, IoU 0.50:0.95; '
+                 "AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
+                ("AP per class", _per_class_table(runs)),
+                ("Training loss", _loss_figure(runs))]
+    plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
+                         _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p]
+    if plots:
+        sections.append(("AP against cost", '<div class="grid">' + "".join(plots) + "</div>"))
+    sections.append(("Sample predictions", _overlays(runs)))
+    errors = (group.get("metrics") or {}).get("errors") or []
+    if errors:
+        sections.append(("Failed variants", "".join(
+            f'<p class="callout">{escape(e)}</p>' for e in errors)))
+    html = page(group.get("name") or f"Detection comparison {group_id}", sections,
+                subtitle=f"{len(runs)} runs · group {group_id}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,148 @@
+"""`convbench detect …` as a user runs it: real processes, real files, real Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def detect(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "convbench.detection.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def config_file(workdir, pages, tiny_config):
+    cfg = tiny_config(pages.parent, iterations=2)
+    path = workdir / "detect.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_synth_writes_pages(workdir):
+    proc = detect("synth", "pages", "--pages", "2", "--size", "96", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "pages" / "annotations.json").is_file()
+    assert len(list((workdir / "pages" / "page").glob("*.xml"))) == 2
+
+
+def test_train_eval_predict_with_json(workdir, config_file, pages):
+    proc = detect("train", str(config_file), "--store", "runs.db", "--json", "--name", "r18",
+                  cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["kind"] == "detect" and run["name"] == "r18" and "box_AP50" in run["metrics"]
+    proc = detect("eval", run["id"][:6], "--store", "runs.db", "--json",
+                  "--data", str(pages), cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["pages"] == 6 and "mask_AP" in metrics
+    image = str(pages.parent / "page_0000.png")
+    proc = detect("predict", run["id"], image, "--store", "runs.db", "--out", "pred",
+                  cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "pred" / "overlays" / "page_0000.png").is_file()
+    assert (workdir / "pred" / "page" / "page_0000.xml").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--backbone", "resnt18", "--iterations", "1"], "Unknown backbone 'resnt18'. "
+                                                             "Did you mean 'resnet18'"),
+    (["train", "--set", "model.min_sise=3"], "unknown config field 'model.min_sise'"),
+    (["train", "--data", "nowhere.json"], "COCO file 'nowhere.json' not found"),
+    (["eval", "zzzz", "--store", "runs.db"], "No run id starts with 'zzzz'"),
+    (["compare"], "Nothing to compare"),
+    (["compare", "--backbone", "resnet18", "--backbone", "vovnet40"],
+     "Unknown backbone 'vovnet40'. Did you mean"),
+])
+def test_user_errors_are_one_line_with_status_2(workdir, args, message):
+    proc = detect(*args, cwd=workdir)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_backbones_lists_the_registry(workdir):
+    proc = detect("backbones", "--json", cwd=workdir)
+    names = [r["name"] for r in json.loads(proc.stdout)]
+    assert {"resnet50c", "resnet50-deep", "vovnet99", "mobilenet_v3_large"} <= set(names)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium")
+def test_compare_two_backbones_writes_a_report_chromium_shows(workdir, config_file, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    proc = detect("compare", str(config_file), "--backbone", "resnet18", "--backbone",
+                  "vovnet19-lite", "--report", "report.html", "--store", "cmp.db", "--json",
+                  "--name", "two backbones", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    group = json.loads(proc.stdout)
+    assert group["kind"] == "detect-compare" and len(group["run_ids"]) == 2
+    assert [r["status"] for r in group["runs"]] == ["completed", "completed"]
+    report = workdir / "report.html"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(("file:", "data:"))
+                else outside.append(r.url))
+        page.goto(report.resolve().as_uri(), wait_until="load")
+        assert page.locator("h1").inner_text() == "two backbones"
+        rows = page.locator("#summary table tbody tr")
+        assert rows.count() == 2
+        first = rows.nth(0).locator("td").all_inner_texts()
+        assert first[0] == "resnet18" and first[2] == "completed"
+        headers = page.locator("#summary th").all_inner_texts()
+        for h in ("Box AP", "Mask AP", "Train time", "Peak memory", "Energy (kWh)", "Cost"):
+            assert h in headers
+        assert page.locator("#ap-per-class table tbody tr").count() == 2
+        assert page.locator("#training-loss figure svg").count() == 1
+        assert page.locator("#ap-against-cost figure svg").count() == 2
+        images = page.locator("#sample-predictions img")
+        assert images.count() == 4
+        widths = page.eval_on_selector_all("#sample-predictions img",
+                                           "els => els.map(e => e.naturalWidth)")
+        assert all(w == 96 for w in widths)
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        assert (tmp_path / "report.png").stat().st_size > 50_000
+        assert outside == []
+        browser.close()
+
+
+def test_sigterm_stops_a_run_that_resume_finishes(workdir, pages, tiny_config):
+    import signal
+    import time
+
+    cfg = tiny_config(pages.parent, iterations=24, checkpoint_every=1)
+    (workdir / "long.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.Popen([sys.executable, "-m", "convbench.detection.cli", "train",
+                             "long.yaml", "--store", "sig.db", "--quiet"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(workdir.glob("sig-artifacts/*/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Stopped" in stderr and "Traceback" not in stderr
+    run_id = next(workdir.glob("sig-artifacts/*/last.pt")).parent.name
+    done = detect("train", "--resume", run_id, "--store", "sig.db", "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)
+    assert run["id"] == run_id and run["status"] == "completed"
+    assert run["metrics"]["iterations"] == 24
