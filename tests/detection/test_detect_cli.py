@@ -34,7 +34,7 @@ def config_file(workdir, pages, tiny_config):
 
 
 def test_synth_writes_pages(workdir):
-    proc = detect("synth", "pages", "--pages", "2", "--size", "96", cwd=workdir)
+    proc = detect("synth", "--out", "pages", "--pages", "2", "--size", "96", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "pages" / "annotations.json").is_file()
     assert len(list((workdir / "pages" / "page").glob("*.xml"))) == 2

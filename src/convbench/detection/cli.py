@@ -112,13 +112,13 @@ def _detector_folder(model: str, store_url: str | None) -> Path:
 
 
 @app.command()
-def synth(out_dir: Annotated[Path, typer.Argument(help="Folder to write the pages into.")],
+def synth(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the pages into.")],
           pages: Annotated[int, typer.Option(min=1, help="Number of pages.")] = 60,
           size: Annotated[int, typer.Option(min=64, help="Page height in px.")] = 448,
           seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0):
     """Draw synthetic music-manuscript pages: PNGs + COCO JSON + PAGE-XML.
 
-      convbench detect synth pages --pages 60 --size 448
+      convbench detect synth --out pages --pages 60 --size 448
     """
     from .synth import synthesize
 
