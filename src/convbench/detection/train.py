@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from ..measure.memory import PeakMemory
 from ..store import Store
 from ..training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from ..training.device import environment, select_device, set_threads
-from ..training.engine import Run
+from ..training.engine import Run, Stopped, _stop_on_signals
 from . import config as dcfg
 from .config import DetectConfig, budget
 from .data import load_split
@@ -49,26 +47,6 @@ CHECKPOINT, WEIGHTS, CONFIG_FILE, DETECTOR = "last.pt", "model.safetensors", "de
     "detector.json"
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
              "loss_rpn_box_reg")
-
-
-class Stopped(Exception):
-    """SIGTERM during training: the last checkpoint stays and the run can be resumed."""
-
-
-@contextmanager
-def _stop_on_sigterm():
-    def handler(signum, frame):
-        raise Stopped(signal.Signals(signum).name)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def lr_at(cfg: dcfg.DetectTrainConfig, iteration: int, total: int) -> float:
@@ -379,7 +357,7 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
             store.update(run_id, status="running")
         else:
             (trainer.run_dir / CONFIG_FILE).write_text(dump(cfg))
-        with _stop_on_sigterm():
+        with _stop_on_signals():
             status = trainer.fit()
             metrics = trainer.finish() if status == "completed" else {
                 "iterations": trainer.state["iteration"],
