@@ -781,8 +781,13 @@ app.add_typer(detect_app, name="detect")
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one or two lines and exit status 2, never a traceback."""
+    run_app(app, argv)
+
+
+def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
+    """Run a typer app; :class:`ConvbenchError` becomes ``error: …`` and its exit status."""
     try:
-        app(args=argv, standalone_mode=True)
+        typer_app(args=argv, standalone_mode=True)
     except ConvbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -202,7 +202,8 @@ class RunConfig(_Section):
     measure: MeasureConfig = MeasureConfig()
 
 
-def _friendly(err: ValidationError, source: str) -> ConfigError:
+def config_error(err: ValidationError, source: str) -> ConfigError:
+    """Turn pydantic's first validation error into a one-line :class:`ConfigError`."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
@@ -218,7 +219,7 @@ def build(data: dict[str, Any] | None = None, source: str = "config") -> RunConf
     try:
         return RunConfig.model_validate(data or {})
     except ValidationError as err:
-        raise _friendly(err, source) from None
+        raise config_error(err, source) from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

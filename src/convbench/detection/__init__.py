@@ -4,27 +4,42 @@ Mask R-CNN / Faster R-CNN (torchvision) with pluggable backbones (ResNet 18–10
 stems, VoVNet, MobileNetV3, any timm model), COCO and PAGE-XML data, synthetic manuscript
 pages, COCO AP evaluation, predictions and comparisons with cost.
 
+Names are imported on first use: the main CLI mounts ``convbench detect`` and must not pay
+for torchvision's detection models on every ``convbench`` command.
+
 >>> from convbench.detection import BACKBONES
 >>> "vovnet39" in BACKBONES
 True
 """
 
-from .backbones import BACKBONES, build_backbone, list_backbones, load_weights
-from .coco import read_coco, write_coco
-from .compare import compare_detectors, write_detect_report
-from .config import DetectConfig, budget
-from .dataset import DetectionDataset, Instance, PageRecord, split_pages
-from .evaluate import coco_metrics, evaluate_dataset
-from .model import build_detector
-from .pagexml import DEFAULT_REGION_MAP, read_pagexml, write_pagexml
-from .predict import load_detector, predict_images, save_predictions
-from .synth import synthesize
-from .train import train_detector
+from importlib import import_module
 
-__all__ = [
-    "BACKBONES", "DEFAULT_REGION_MAP", "DetectConfig", "DetectionDataset", "Instance",
-    "PageRecord", "budget", "build_backbone", "build_detector", "coco_metrics",
-    "compare_detectors", "evaluate_dataset", "list_backbones", "load_detector", "load_weights",
-    "predict_images", "read_coco", "read_pagexml", "save_predictions", "split_pages",
-    "synthesize", "train_detector", "write_coco", "write_detect_report", "write_pagexml",
-]
+_WHERE = {
+    "BACKBONES": "backbones", "build_backbone": "backbones", "list_backbones": "backbones",
+    "load_weights": "backbones",
+    "read_coco": "coco", "write_coco": "coco",
+    "compare_detectors": "compare", "write_detect_report": "compare",
+    "DetectConfig": "config", "budget": "config",
+    "DetectionDataset": "dataset", "Instance": "dataset", "PageRecord": "dataset",
+    "split_pages": "dataset",
+    "coco_metrics": "evaluate", "evaluate_dataset": "evaluate",
+    "build_detector": "model",
+    "DEFAULT_REGION_MAP": "pagexml", "read_pagexml": "pagexml", "write_pagexml": "pagexml",
+    "load_detector": "predict", "predict_images": "predict", "save_predictions": "predict",
+    "synthesize": "synth",
+    "train_detector": "train",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

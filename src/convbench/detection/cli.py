@@ -6,16 +6,14 @@ User errors raise :class:`~convbench.errors.ConvbenchError` (exit status 2, one 
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ..cli_common import JsonOpt, QuietOpt, StoreOpt, err, open_store, out, print_json
 from ..config import load_yaml, set_path
 from ..errors import ConfigError, ConvbenchError, StoreError
 
@@ -23,29 +21,12 @@ app = typer.Typer(help="Document-layout detection and instance segmentation (Mas
                        "Faster R-CNN with pluggable backbones): synthetic pages, COCO and "
                        "PAGE-XML data, training, COCO AP evaluation, predictions, comparisons.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console()
-err = Console(stderr=True)
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="SQLite file or postgresql:// URL [env CONVBENCH_STORE; "
-                    "default ./convbench-runs/runs.db]")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a detection config field by dotted path, e.g. "
                   "--set model.min_size=384 (repeatable).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 ModelArg = Annotated[str, typer.Argument(
     help="Run id (or unique prefix) of a detection run, or its artifacts folder.")]
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _store(url: str | None):
-    from ..store import Store
-
-    return Store(url)
 
 
 def _config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):
@@ -97,14 +78,14 @@ def _bar(total: int, what: str, quiet: bool) -> Progress | None:
     if quiet:
         return None
     return Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
-                    console=Console(stderr=True), transient=True)
+                    console=err, transient=True)
 
 
 def _detector_folder(model: str, store_url: str | None) -> Path:
     path = Path(model)
     if path.is_dir():
         return path
-    store = _store(store_url)
+    store = open_store(store_url)
     run = store.get_run(store.resolve_id(model))
     if run["kind"] != "detect":
         raise StoreError(f"Run {run['id']} is a {run['kind']} run, not a detection run.")
@@ -161,13 +142,13 @@ def train(
             "train.seed": seed, "train.device": device, "name": name,
             **_data_flags(data, source)}, sets)
     try:
-        run = train_detector(cfg, store=_store(store), quiet=quiet or as_json, resume=resume)
+        run = train_detector(cfg, store=open_store(store), quiet=quiet or as_json, resume=resume)
     except (KeyboardInterrupt, Stopped):
         err.print("Stopped. Continue from the last checkpoint with "
                   "`convbench detect train --resume RUN_ID`.")
         raise typer.Exit(130) from None
     if as_json:
-        _json(dict(run))
+        print_json(dict(run))
     else:
         _show_metrics(f"run {run['id']} {run.get('name') or ''} — {run['status']}",
                       run.get("metrics") or {})
@@ -221,7 +202,7 @@ def eval_cmd(
     metrics["pages"] = len(ds.pages)
     metrics["skipped_annotations"] = dict(ds.issues)
     if as_json:
-        _json(metrics)
+        print_json(metrics)
     else:
         _show_metrics(f"{len(ds.pages)} pages ({ds.issue_summary()})", metrics)
 
@@ -282,17 +263,17 @@ def compare(
     cfg = _config(config_file, {"train.iterations": iterations, "train.epochs": epochs,
                                 **_data_flags(data, None)}, sets)
     try:
-        group = compare_detectors(cfg, variants, store=_store(store), name=name,
+        group = compare_detectors(cfg, variants, store=open_store(store), name=name,
                                   report=report, quiet=quiet or as_json)
     except (KeyboardInterrupt, Stopped):
         err.print("Stopped. Finished variants stay in the store; the stopped one can be "
                   "continued with `convbench detect train --resume RUN_ID`.")
         raise typer.Exit(130) from None
     if as_json:
-        s = _store(store)
-        _json({**group, "runs": [s.get_run(i) for i in group["run_ids"]]})
+        s = open_store(store)
+        print_json({**group, "runs": [s.get_run(i) for i in group["run_ids"]]})
         return
-    s = _store(store)
+    s = open_store(store)
     table = Table("variant", "status", "box AP", "box AP50", "mask AP", "train s", "cost")
     for rid in group["run_ids"]:
         r = s.get_run(rid)
@@ -313,7 +294,7 @@ def backbones(as_json: JsonOpt = False):
 
     rows = list_backbones()
     if as_json:
-        _json(rows)
+        print_json(rows)
         return
     table = Table("backbone", "family")
     for r in rows:
@@ -324,14 +305,9 @@ def backbones(as_json: JsonOpt = False):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the detection CLI alone, with the main CLI's error handling."""
-    try:
-        app(args=argv, standalone_mode=True)
-    except ConvbenchError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        sys.exit(130)
+    from ..cli import run_app
+
+    run_app(app, argv)
 
 
 if __name__ == "__main__":

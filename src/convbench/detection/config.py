@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import _friendly, load_yaml, parse_value, set_path
+from ..config import config_error, load_yaml, parse_value, set_path
 from ..errors import ConfigError
 
 
@@ -153,7 +153,7 @@ def build(data: dict[str, Any] | None = None, source: str = "detect config") -> 
     try:
         return DetectConfig.model_validate(data or {})
     except ValidationError as err:
-        raise _friendly(err, source) from None
+        raise config_error(err, source) from None
 
 
 def load(path: str | Path) -> DetectConfig:

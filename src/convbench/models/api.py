@@ -14,7 +14,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from ..config import ModelConfig, _friendly
+from ..config import ModelConfig, config_error
 from ..errors import ConfigError
 from .catalog import MODELS, ModelEntry
 from .timm_models import PREFIX, TIMM, check_timm_name, is_timm_name
@@ -53,7 +53,7 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
     try:
         return ModelConfig.model_validate({**cfg.model_dump(), **update})
     except ValidationError as err:
-        raise _friendly(err, f"model {name!r}") from None
+        raise config_error(err, f"model {name!r}") from None
 
 
 def _entry(cfg: ModelConfig) -> ModelEntry:
