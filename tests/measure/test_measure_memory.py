@@ -63,15 +63,22 @@ def test_peak_without_allocation_stays_near_the_current_rss():
 
 
 def test_a_spike_between_samples_is_caught_by_the_kernel_peak():
-    # Sampling every 60 s never fires, so only ru_maxrss can see this spike; a fresh process's
-    # lifetime peak is close to its current RSS, so a 300 MB spike moves it.
+    # Sampling every 60 s never fires, so only the kernel's lifetime peak (ru_maxrss) can see
+    # this spike.  The kernel updates that peak lazily, and under load it was once seen not to
+    # move at all; the test then has nothing to check and says so.
     result = measure_in_fresh_process("""
-        before = rss()
+        import resource
+        def kernel_peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        before = kernel_peak()
         with PeakMemory("cpu", interval_s=60) as peak:
-            block = torch.ones(75 * MB)
+            block = torch.ones(75 * MB)  # 300 MB
             del block
+        peak.result["kernel_peak_after"] = kernel_peak()
     """)
-    assert result["peak_memory_bytes"] - result["before"] >= 250 * MB
+    if result["kernel_peak_after"] - result["before"] < 250 * MB:
+        pytest.skip("the kernel's lifetime peak did not record the 300 MB spike")
+    assert result["peak_memory_bytes"] >= result["kernel_peak_after"]
 
 
 def test_stop_before_start_and_double_start_are_refused():
