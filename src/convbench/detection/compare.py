@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,9 @@ def compare_detectors(base: DetectConfig | dict | str | Path | None,
     group_id = store.create_group(kind="detect-compare", name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": variants})
     errors = []
-    for c in configs:
+    for number, c in enumerate(configs, 1):
+        if not quiet:  # epoch lines alone would not say which variant they belong to
+            print(f"variant {number}/{len(configs)}: {c.name}", file=sys.stderr, flush=True)
         try:
             train_detector(c, store=store, quiet=quiet, group_id=group_id)
         except ConvbenchError as err:
