@@ -340,9 +340,10 @@ def runs_list(
             r.get("name") or "",
             r.get("kind") or "",
             r["status"],
-            (c.get("data") or {}).get("dataset", ""),
+            # detection runs name their data by source (synth, coco, pagexml)
+            (c.get("data") or {}).get("dataset") or (c.get("data") or {}).get("source", ""),
             model_name(r) if c else "",
-            _fmt(m.get("epochs_run")),
+            _fmt(m.get("epochs_run", m.get("epochs"))),
             _fmt(m.get("test_accuracy")),
             (r.get("started_at") or "")[:19],
         )

@@ -74,19 +74,21 @@ def metrics_of(run: dict) -> dict[str, Any]:
 
 
 def model_name(run: dict) -> str:
-    """The model name in the run's config (else the run's name or id).
+    """The model name in the run's config (a detector's backbone; else the run's name or id).
 
     The ``blocks`` constructor is called by the studies' shorthand, which its resolved
     config no longer spells:
 
     >>> model_name({"config": {"model": {"name": "blocks", "blocks": 2, "base_filters": 32}}})
     'B2FL32'
+    >>> model_name({"config": {"model": {"arch": "maskrcnn", "backbone": "vovnet39"}}})
+    'vovnet39'
     """
     model = (run.get("config") or {}).get("model") or {}
     name = model.get("name")
     if name == "blocks" and model.get("blocks") and model.get("base_filters"):
         return f"B{model['blocks']}FL{model['base_filters']}"
-    return str(name or run.get("name") or run.get("id") or "run")
+    return str(name or model.get("backbone") or run.get("name") or run.get("id") or "run")
 
 
 def short_names(paths: list[str]) -> dict[str, str]:
