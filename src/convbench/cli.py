@@ -11,7 +11,7 @@ from rich.table import Table
 
 from . import __version__
 from . import config as cfgmod
-from .cli_common import JsonOpt, QuietOpt, StoreOpt, err, out, print_json
+from .cli_common import JsonOpt, QuietOpt, StoreOpt, err, fmt_value, out, print_json
 from .cli_common import open_store as _store
 from .errors import ConfigError, ConvbenchError
 
@@ -91,14 +91,6 @@ def build_config(config_file: Path | None, flags: dict[str, Any], sets: list[str
     return cfgmod.apply_overrides(cfg, sets or [])
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
-
-
 def show_run_summary(run: dict) -> None:
     m = run.get("metrics") or {}
     out.print(f"[bold]run {run['id']}[/] {run.get('name') or ''} — {run['status']}")
@@ -125,7 +117,7 @@ def show_run_summary(run: dict) -> None:
     table = Table(show_header=False, box=None)
     for k in keys:
         if k in m:
-            table.add_row(k, _fmt(m[k]))
+            table.add_row(k, fmt_value(m[k]))
     out.print(table)
 
 
@@ -282,9 +274,9 @@ def compare(
                 model_name(r),
                 str(r["seed"]),
                 r["status"],
-                _fmt(m.get("test_accuracy")),
-                _fmt(m.get("train_time_s")),
-                _fmt(m.get("params_total")),
+                fmt_value(m.get("test_accuracy")),
+                fmt_value(m.get("train_time_s"), digits=1),
+                fmt_value(m.get("params_total")),
             )
         out.print(f"[bold]comparison {group['id']}[/]")
         out.print(table)
@@ -343,8 +335,8 @@ def runs_list(
             # detection runs name their data by source (synth, coco, pagexml)
             (c.get("data") or {}).get("dataset") or (c.get("data") or {}).get("source", ""),
             model_name(r) if c else "",
-            _fmt(m.get("epochs_run", m.get("epochs"))),
-            _fmt(m.get("test_accuracy")),
+            fmt_value(m.get("epochs_run", m.get("epochs"))),
+            fmt_value(m.get("test_accuracy")),
             (r.get("started_at") or "")[:19],
         )
     out.print(table if runs else "No runs yet. Start one with `convbench train`.")
@@ -368,7 +360,7 @@ def runs_show(
     for e in run.get("epochs") or []:
         table.add_row(
             *(
-                _fmt(e.get(k))
+                fmt_value(e.get(k))
                 for k in (
                     "epoch",
                     "train_loss",
@@ -525,9 +517,9 @@ def lr_find_cmd(
             str(r["seed"]),
             _lr_text(r["lr_lower"]),
             _lr_text(r["lr_upper"]),
-            _fmt(r["best_val_accuracy"]),
+            fmt_value(r["best_val_accuracy"]),
             r["stop_reason"],
-            _fmt(r["iterations"]),
+            fmt_value(r["iterations"]),
             r["bounds_reason"] or "",
         )
     out.print(table)
@@ -687,7 +679,8 @@ def search_cmd(
         )
     if a:
         out.print(
-            f"[bold]audit[/] Spearman {_fmt(a['spearman'])}, Kendall {_fmt(a['kendall'])} "
+            f"[bold]audit[/] Spearman {fmt_value(a['spearman'])}, "
+            f"Kendall {fmt_value(a['kendall'])} "
             f"(n={a['pairs']}); winner is the true best: "
             f"{'yes' if a['winner_is_best'] else 'no'}; regret {a['regret_points']:.2f} "
             f"points ({a['audited']} of {a['discarded']} discarded audited)"
@@ -720,10 +713,10 @@ def datasets(
     for d in info:
         table.add_row(
             d["name"],
-            _fmt(d.get("classes")),
+            fmt_value(d.get("classes")),
             str(d.get("image_shape") or "-"),
-            _fmt(d.get("train_size")),
-            _fmt(d.get("test_size")),
+            fmt_value(d.get("train_size")),
+            fmt_value(d.get("test_size")),
             "yes" if d["found"] else "no",
             str(d.get("location") or d.get("how_to_get") or ""),
         )
@@ -741,7 +734,7 @@ def models(as_json: JsonOpt = False):
     table = Table("name", "family", "params", "description")
     for r in rows:
         table.add_row(
-            r["name"], r.get("family", ""), _fmt(r.get("params")), r.get("description", "")
+            r["name"], r.get("family", ""), fmt_value(r.get("params")), r.get("description", "")
         )
     out.print(table)
     out.print(
@@ -762,7 +755,7 @@ def show_config(
         return
     table = Table("field (--set key=value)", "type", "default")
     for key, typ, default in cfgmod.config_fields():
-        table.add_row(key, typ, _fmt(default))
+        table.add_row(key, typ, fmt_value(default))
     out.print(table)
 
 

@@ -13,7 +13,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ..cli_common import JsonOpt, QuietOpt, StoreOpt, err, open_store, out, print_json
+from ..cli_common import (
+    JsonOpt,
+    QuietOpt,
+    StoreOpt,
+    err,
+    fmt_value,
+    open_store,
+    out,
+    print_json,
+)
 from ..config import load_yaml, set_path
 from ..errors import ConfigError, ConvbenchError, StoreError
 
@@ -52,25 +61,17 @@ METRIC_ROWS = ["box_AP", "box_AP50", "box_AP75", "box_APs", "box_APm", "box_APl"
                "params_total", "energy_kwh", "energy_method", "cost"]
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
-    return str(value)
-
-
 def _show_metrics(title: str, m: dict[str, Any]) -> None:
     out.print(f"[bold]{title}[/]")
     table = Table(show_header=False, box=None)
     for k in METRIC_ROWS:
         if k in m:
-            table.add_row(k, _fmt(m[k]))
+            table.add_row(k, fmt_value(m[k]))
     out.print(table)
     for kind in ("box", "mask"):
         per = m.get(f"{kind}_AP_per_class")
         if per:
-            out.print(f"{kind} AP per class: " + ", ".join(f"{c} {_fmt(v)}"
+            out.print(f"{kind} AP per class: " + ", ".join(f"{c} {fmt_value(v)}"
                                                           for c, v in per.items()))
 
 
@@ -278,9 +279,9 @@ def compare(
     for rid in group["run_ids"]:
         r = s.get_run(rid)
         m = r.get("metrics") or {}
-        table.add_row(r.get("name") or rid, r["status"], _fmt(m.get("box_AP")),
-                      _fmt(m.get("box_AP50")), _fmt(m.get("mask_AP")),
-                      _fmt(m.get("train_time_s")), _fmt(m.get("cost")))
+        table.add_row(r.get("name") or rid, r["status"], fmt_value(m.get("box_AP")),
+                      fmt_value(m.get("box_AP50")), fmt_value(m.get("mask_AP")),
+                      fmt_value(m.get("train_time_s"), digits=1), fmt_value(m.get("cost")))
     out.print(table)
     for e in group["errors"]:
         err.print(f"failed: {e}", markup=False)
