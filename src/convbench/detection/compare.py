@@ -107,7 +107,7 @@ def _summary_row(run: dict) -> dict[str, Any]:
                            "backbone": cfg.get("model", {}).get("backbone"),
                            "status": run["status"]}
     for key, _ in SUMMARY_COLUMNS[3:]:
-        row[key] = m.get(key)
+        row[key] = _ap_cell(m.get(key)) if "_AP" in key else m.get(key)
     row["train_time_s"] = Cell(fmt.number(m.get("train_time_s")),
                                fmt.duration(m.get("train_time_s")))
     row["peak_memory_bytes"] = Cell(fmt.number(m.get("peak_memory_bytes")),
@@ -117,6 +117,12 @@ def _summary_row(run: dict) -> dict[str, Any]:
         row["energy_kwh"] = Cell(fmt.number(m.get("energy_kwh")), fmt.sig(m.get("energy_kwh")),
                                  sub="estimate", title=f"method: {m.get('energy_method')}")
     return row
+
+
+def _ap_cell(value: float | None) -> Cell | None:
+    """AP with three decimals in every row, so columns line up (1 reads as 1.000)."""
+    number = fmt.number(value)
+    return None if number is None else Cell(number, f"{number:.3f}")
 
 
 def _per_class_table(runs: list[dict]) -> str:
@@ -132,7 +138,7 @@ def _per_class_table(runs: list[dict]) -> str:
         for kind in ("box", "mask"):
             per = m.get(f"{kind}_AP_per_class") or {}
             for c in classes:
-                row[f"{kind}:{c}"] = per.get(c)
+                row[f"{kind}:{c}"] = _ap_cell(per.get(c))
         rows.append(row)
     return table(columns, rows, best={k: "max" for k, _ in columns[1:]})
 
@@ -233,7 +239,11 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
     runs = [store.get_run(i) for i in group["run_ids"]]
     if not runs:
         raise StoreError(f"Group {group_id} has no runs to report.")
-    sections = [("Summary", table(SUMMARY_COLUMNS, [_summary_row(r) for r in runs], BEST)
+    rows = [_summary_row(r) for r in runs]
+    columns = SUMMARY_COLUMNS
+    if all(row["label"] == row["backbone"] for row in rows):  # variants named by backbone
+        columns = [c for c in SUMMARY_COLUMNS if c[0] != "backbone"]
+    sections = [("Summary", table(columns, rows, BEST)
                  + '<p class="note">AP on the held-out test pages (COCO, IoU 0.50:0.95; '
                  "AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
                 ("AP per class", _per_class_table(runs)),
