@@ -105,9 +105,10 @@ def test_compare_two_backbones_writes_a_report_chromium_shows(workdir, config_fi
         assert page.locator("h1").inner_text() == "two backbones"
         rows = page.locator("#summary table tbody tr")
         assert rows.count() == 2
-        first = rows.nth(0).locator("td").all_inner_texts()
-        assert first[0] == "resnet18" and first[2] == "completed"
         headers = page.locator("#summary th").all_inner_texts()
+        first = dict(zip(headers, rows.nth(0).locator("td").all_inner_texts(), strict=True))
+        assert first["Variant"] == "resnet18" and first["Status"] == "completed"
+        assert len(first["Box AP"].split(".")[1]) == 3  # AP always with three decimals
         for h in ("Box AP", "Mask AP", "Train time", "Peak memory", "Energy (kWh)", "Cost"):
             assert h in headers
         assert page.locator("#ap-per-class table tbody tr").count() == 2
