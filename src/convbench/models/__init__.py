@@ -12,7 +12,15 @@ Built-in names (``convbench models`` lists them): ``blocks`` (shorthand ``B2FL32
 """
 
 from . import blocks, resnet, small, vgg  # noqa: F401  (importing registers the models)
-from .api import count_params, create_model, input_requirements, list_models, resolve
+from .api import (
+    count_params,
+    create_model,
+    ignored_fields,
+    ignored_fields_note,
+    input_requirements,
+    list_models,
+    resolve,
+)
 from .catalog import MODELS, ModelEntry, register
 from .layers import ACTIVATIONS, INITS
 
@@ -23,6 +31,8 @@ __all__ = [
     "ModelEntry",
     "count_params",
     "create_model",
+    "ignored_fields",
+    "ignored_fields_note",
     "input_requirements",
     "list_models",
     "register",

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import ModelConfig, config_error
 from ..errors import ConfigError
-from .catalog import MODELS, ModelEntry
+from .catalog import BUILD_FIELDS, MODELS, ModelEntry
 from .timm_models import PREFIX, TIMM, check_timm_name, is_timm_name
 from .transfer import apply_transfer
 
@@ -58,6 +58,37 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
 
 def _entry(cfg: ModelConfig) -> ModelEntry:
     return TIMM if is_timm_name(cfg.name) else MODELS.get(cfg.name)
+
+
+def ignored_fields(cfg: ModelConfig) -> list[str]:
+    """``model.<field>=<value>`` for each field set away from its default that the model
+    does not read (so it changes nothing). Shorthand names set ``blocks`` and
+    ``base_filters`` for the ``blocks`` model, which reads them.
+
+    >>> ignored_fields(ModelConfig(name="resnet20", blocks=3, dropout=0.3))
+    ['model.blocks=3', 'model.dropout=0.3']
+    >>> ignored_fields(ModelConfig(name="B3FL8", dropout=0.3))
+    []
+    """
+    cfg = resolve(cfg)
+    defaults = ModelConfig(name=cfg.name)
+    unread = sorted(BUILD_FIELDS - _entry(cfg).reads)
+    return [f"model.{f}={getattr(cfg, f)}" for f in unread
+            if getattr(cfg, f) != getattr(defaults, f)]
+
+
+def ignored_fields_note(cfg: ModelConfig) -> str | None:
+    """One line telling the user which model fields have no effect, or None.
+
+    >>> ignored_fields_note(ModelConfig(name="resnet20", blocks=3))
+    'note: resnet20 does not read model.blocks=3; it has no effect on this model.'
+    """
+    ignored = ignored_fields(cfg)
+    if not ignored:
+        return None
+    which = ", ".join(ignored)
+    verb = "it has" if len(ignored) == 1 else "they have"
+    return f"note: {resolve(cfg).name} does not read {which}; {verb} no effect on this model."
 
 
 def input_requirements(cfg: ModelConfig, image_size: int, in_channels: int) -> tuple[int, int]:

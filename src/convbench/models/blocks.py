@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .catalog import register
+from .catalog import BUILD_FIELDS, register
 from .layers import init_weights, make_activation
 
 
@@ -75,8 +75,8 @@ def dense_head(flat: int, num_classes: int, cfg: ModelConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register("blocks", "blocks",
-          "study-004 constructor: `blocks` × (convs_per_block convs + 2×2 max-pool), "
+@register("blocks", "blocks", reads=BUILD_FIELDS - {"options"},
+          description="study-004 constructor: `blocks` × (convs_per_block convs + 2×2 max-pool), "
           "filters base_filters·2^i, dense head; shorthand B<blocks>FL<filters>, e.g. B2FL32")
 def blocks_net(cfg: ModelConfig, num_classes: int, in_channels: int,
                image_size: int) -> nn.Module:
@@ -102,13 +102,14 @@ def blocks_net(cfg: ModelConfig, num_classes: int, in_channels: int,
     return init_weights(net, cfg.init)
 
 
-@register("simple-cnn", "blocks",
-          "study-002 starting CNN: 2 convs (32, 64 filters) with 2×2 max-pools + 1 dense "
-          "output layer; = blocks with blocks=2, base_filters=32, convs_per_block=1, "
+@register("simple-cnn", "blocks", reads={"activation", "init", "batch_norm"},
+          description="study-002 starting CNN: 2 convs (32, 64 filters) with 2×2 max-pools "
+          "+ 1 dense output layer; = blocks with blocks=2, base_filters=32, convs_per_block=1, "
           "dense_layers=0")
 def simple_cnn(cfg: ModelConfig, num_classes: int, in_channels: int,
                image_size: int) -> nn.Module:
-    """The 2-conv + 1-dense CNN; activation, init, batch_norm and dropout come from ``cfg``.
+    """The 2-conv + 1-dense CNN; activation, init and batch_norm come from ``cfg`` (it has no
+    hidden dense layer, so no dropout).
 
     >>> from convbench.config import ModelConfig
     >>> simple_cnn(ModelConfig(), 10, 3, 32)(torch.zeros(2, 3, 32, 32)).shape

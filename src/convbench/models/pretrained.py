@@ -325,9 +325,11 @@ def _build_named(entry: PretrainedEntry) -> Callable[..., nn.Module]:
 
 def register_named(name: str, arch: str, description: str) -> None:
     """Add ``name`` to the catalog as timm ``arch`` with its :data:`LOCAL` weights."""
-    stub = PretrainedEntry(lambda *a: nn.Identity(), "pretrained", description, arch=arch)
+    only_options = frozenset({"options"})  # built by create_timm, like any timm/<name>
+    stub = PretrainedEntry(lambda *a: nn.Identity(), "pretrained", description,
+                           reads=only_options, arch=arch)
     MODELS.register(name)(PretrainedEntry(_build_named(stub), "pretrained", description,
-                                          arch=arch))
+                                          reads=only_options, arch=arch))
 
 
 register_named("efficientnet-lite0-imagenet", "tf_efficientnet_lite0",

@@ -107,14 +107,14 @@ def torchvision_resnet(cfg: ModelConfig, num_classes: int, in_channels: int, ima
 
 def _register_all() -> None:
     for depth in (20, 32, 44, 56):
-        register(f"resnet{depth}", "resnet",
-                 f"CIFAR ResNet-{depth} (He et al. 2016): 3 stages 16/32/64, "
+        register(f"resnet{depth}", "resnet", reads=set(),
+                 description=f"CIFAR ResNet-{depth} (He et al. 2016): 3 stages 16/32/64, "
                  f"{(depth - 2) // 6} blocks each, option-A shortcuts")(
             partial(cifar_resnet, depth=depth))
     for depth in (18, 34, 50):
-        register(f"resnet{depth}", "resnet",
-                 f"torchvision ResNet-{depth}; 3×3 stride-1 stem without max-pool below "
-                 "112 px")(partial(torchvision_resnet, depth=depth))
+        register(f"resnet{depth}", "resnet", reads=set(),
+                 description=f"torchvision ResNet-{depth}; 3×3 stride-1 stem without "
+                 "max-pool below 112 px")(partial(torchvision_resnet, depth=depth))
 
 
 _register_all()

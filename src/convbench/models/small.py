@@ -23,8 +23,8 @@ def _conv_bn(in_ch: int, out_ch: int, cfg: ModelConfig) -> list[nn.Module]:
             make_activation(cfg.activation)]
 
 
-@register("custom-cnn", "small",
-          "study-003 custom CNN: 4 conv (32/64/96/128, BN) + 2×2 adaptive max-pool + "
+@register("custom-cnn", "small", reads={"activation", "init", "dropout"},
+          description="study-003 custom CNN: 4 conv (32/64/96/128, BN) + 2×2 adaptive max-pool + "
           "2 dense (192, classes) with dropout (0.2 unless model.dropout is set); ~0.29 M params")
 def custom_cnn(cfg: ModelConfig, num_classes: int, in_channels: int,
                image_size: int) -> nn.Module:
@@ -68,9 +68,10 @@ class AlexNet(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-@register("alexnet", "alexnet",
-          "AlexNet with ReLU + dropout (0.5 unless model.dropout is set): 5×5 stride-1 stem, "
-          "1024-unit head below 112 px; torchvision's exact layout at 112 px and above",
+@register("alexnet", "alexnet", reads={"activation", "init", "dropout"},
+          description="AlexNet with ReLU + dropout (0.5 unless model.dropout is set): "
+          "5×5 stride-1 stem, 1024-unit head below 112 px; torchvision's exact layout at "
+          "112 px and above",
           min_side=16)
 def alexnet(cfg: ModelConfig, num_classes: int, in_channels: int,
             image_size: int) -> nn.Module:

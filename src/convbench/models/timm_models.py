@@ -161,4 +161,4 @@ class TimmEntry(ModelEntry):
 
 TIMM = TimmEntry(create_timm, "timm",
                  "any timm architecture, built from scratch; model.options are passed to "
-                 "timm.create_model (list: timm.list_models())")
+                 "timm.create_model (list: timm.list_models())", reads=frozenset({"options"}))

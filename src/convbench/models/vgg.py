@@ -98,9 +98,9 @@ def vgg(cfg: ModelConfig, num_classes: int, in_channels: int, image_size: int, *
 def _register_all() -> None:
     for depth in CONFIGS:
         for bn in (False, True):
-            register(f"{depth}_bn" if bn else depth, "vgg",
-                     f"{depth.upper()}{' with batch norm' if bn else ''} (torchvision config); "
-                     "small-input head below 112 px")(
+            register(f"{depth}_bn" if bn else depth, "vgg", reads={"dropout"},
+                     description=f"{depth.upper()}{' with batch norm' if bn else ''} "
+                     "(torchvision config); small-input head below 112 px")(
                 partial(vgg, depth=depth, batch_norm=bn))
 
 

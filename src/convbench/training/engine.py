@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from ..config import RunConfig
 from ..data import DataBundle, Split, load_data
 from ..errors import ConvbenchError, StoreError
 from ..measure import EnergyMeter, PeakMemory, classification_metrics, measure_model
-from ..models import create_model, input_requirements, resolve
+from ..models import create_model, ignored_fields_note, input_requirements, resolve
 from ..store import Store
 from .augment import BatchPrep
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
@@ -459,6 +460,10 @@ def train(
             (trainer.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
             for note in bundle.notes:
                 trainer._log(note)
+            if note := ignored_fields_note(cfg.model):
+                trainer._log(note)
+                if not quiet:
+                    print(note, file=sys.stderr, flush=True)
         with _stop_on_signals():
             status = trainer.fit(on_epoch)
             metrics = (
