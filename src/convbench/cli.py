@@ -323,7 +323,7 @@ def runs_list(
     if as_json:
         return print_json(runs)
     table = Table(
-        "id", "name", "kind", "status", "dataset", "model", "epochs", "test acc", "started"
+        "id", "name", "kind", "status", "dataset", "model", "epochs", "test acc / AP", "started"
     )
     for r in runs:
         c, m = r.get("config") or {}, r.get("metrics") or {}
@@ -336,10 +336,17 @@ def runs_list(
             (c.get("data") or {}).get("dataset") or (c.get("data") or {}).get("source", ""),
             model_name(r) if c else "",
             fmt_value(m.get("epochs_run", m.get("epochs"))),
-            fmt_value(m.get("test_accuracy")),
+            _quality(m),
             (r.get("started_at") or "")[:19],
         )
     out.print(table if runs else "No runs yet. Start one with `convbench train`.")
+
+
+def _quality(metrics: dict) -> str:
+    """Test accuracy, or a detector's box AP (labelled, since it is another scale)."""
+    if metrics.get("test_accuracy") is None and metrics.get("box_AP") is not None:
+        return f"box AP {fmt_value(metrics['box_AP'])}"
+    return fmt_value(metrics.get("test_accuracy"))
 
 
 @runs_app.command("show")

@@ -76,3 +76,16 @@ def test_config_resolves_file_and_sets(cli, tmp_path):
     proc = cli("config", "c.yaml", "--set", "model.name=B3FL4")
     assert proc.returncode == 0
     assert "epochs: 7" in proc.stdout and "name: B3FL4" in proc.stdout
+
+
+def test_runs_list_shows_a_detection_run_by_backbone_source_and_box_ap(cli, tmp_path):
+    from convbench.store import Store
+
+    store = Store(str(tmp_path / "convbench-runs" / "runs.db"))
+    config = {"data": {"source": "coco"}, "model": {"arch": "maskrcnn", "backbone": "vovnet39"}}
+    run_id = store.create_run(name="layout", config=config, seed=0, env={}, kind="detect")
+    store.update(run_id, status="completed", metrics={"box_AP": 0.8156, "epochs": 26.5})
+    listed = cli("runs", "list", env={"COLUMNS": "200"}, check=True).stdout
+    row = next(line for line in listed.splitlines() if run_id in line)
+    for shown in ("layout", "detect", "coco", "vovnet39", "26.5", "box AP 0.8156"):
+        assert shown in row
