@@ -133,10 +133,37 @@ def test_weights_for_another_backbone_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="tensors found|do not fit"):
         load_weights(build_body("vovnet19-lite").net, tmp_path / "r18.safetensors")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot read"):
+    with pytest.raises(WeightsError, match="unreadable"):
         load_weights(build_body("resnet18").net, tmp_path / "junk.pt")
     with pytest.raises(WeightsError, match="not found"):
         load_weights(build_body("resnet18").net, tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_published_weights_come_from_the_torch_hub_cache(name, tmp_path, monkeypatch):
+    # A torchvision classification network saved where torch hub caches its ImageNet file:
+    # pretrained=True must find it there (no network) and carry every body tensor over.
+    import torchvision
+    from torchvision.models import get_weight
+
+    from convbench.detection.backbones import PUBLISHED
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(1)
+    reference = getattr(torchvision.models, name)(weights=None)
+    cache = tmp_path / "hub" / "checkpoints" / get_weight(PUBLISHED[name]).url.split("/")[-1]
+    cache.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), cache)
+    body = build_backbone(name, pretrained=True).body.net
+    wanted = reference.state_dict()
+    prefix = "features." if name.startswith("mobilenet") else ""
+    got = body.state_dict()
+    assert got and all(torch.equal(v, wanted[prefix + k]) for k, v in got.items())
+
+
+def test_backbones_without_published_weights_say_what_to_do():
+    with pytest.raises(WeightsError, match="weights file path"):
+        build_backbone("vovnet39", pretrained=True)
 
 
 def test_unknown_backbones_suggest_close_names():

@@ -304,15 +304,19 @@ def build_body(name: str, norm: str = "bn") -> Body:
     return BACKBONES.get(name)(norm_layer(norm))
 
 
-def build_backbone(name: str, trainable_layers: int = 5, pretrained: str | Path | None = None,
-                   norm: str = "bn", fpn_channels: int = 256) -> BackboneFPN:
-    """Body + FPN, optionally with pretrained body weights and frozen early units.
+def build_backbone(name: str, trainable_layers: int = 5,
+                   pretrained: bool | str | Path | None = None, norm: str = "bn",
+                   fpn_channels: int = 256) -> BackboneFPN:
+    """Body + FPN, optionally with pretrained body weights (``True``: the published ImageNet
+    weights; or a file) and frozen early units.
 
     >>> build_backbone("vovnet19-lite", trainable_layers=0).body.net.stem[0][0].weight.requires_grad
     False
     """
     body = build_body(name, norm)
-    if pretrained:
+    if pretrained is True:
+        load_weights(body.net, published_weights(name))
+    elif pretrained:
         load_weights(body.net, pretrained)
     if norm == "frozen":
         freeze_batchnorm(body.net)
@@ -320,42 +324,56 @@ def build_backbone(name: str, trainable_layers: int = 5, pretrained: str | Path 
     return BackboneFPN(body, fpn_channels)
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors from a safetensors file or a ``torch.save`` file (loaded with weights_only).
+# torchvision's ImageNet weights for the backbones whose module tree equals torchvision's
+# (ResNets with the standard stem, MobileNetV3); timm/<name> uses timm's published weights.
+PUBLISHED = {
+    **{f"resnet{d}": f"ResNet{d}_Weights.IMAGENET1K_V1" for d in (18, 34, 50, 101)},
+    "mobilenet_v3_large": "MobileNet_V3_Large_Weights.IMAGENET1K_V1",
+    "mobilenet_v3_small": "MobileNet_V3_Small_Weights.IMAGENET1K_V1",
+}
 
-    Checkpoints that nest the weights under ``state_dict`` or ``model`` are unwrapped.
+
+def published_weights(name: str) -> dict[str, torch.Tensor]:
+    """ImageNet weights for backbone ``name``: from the torch hub or Hugging Face cache, or
+    downloaded when a network is reachable; a clear error otherwise.
+
+    >>> published_weights("vovnet39")
+    Traceback (most recent call last):
+    ...
+    convbench.errors.WeightsError: vovnet39 has no published weights here: \
+model.pretrained=true works for resnet18, resnet34, resnet50, resnet101, mobilenet_v3_large, \
+mobilenet_v3_small and timm/<name>. Set it to a weights file path instead.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"Weights file {str(path)!r} not found. Check the path.")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from ..models.pretrained import timm_weights, url_weights
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any read failure is a bad weights file
-        raise WeightsError(f"{path}: cannot read weights ({type(err).__name__}: {err}). "
-                           "Use a safetensors file or a torch.save'd state dict.") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
-        raise WeightsError(f"{path}: expected a mapping of parameter names to tensors.")
-    return state
+    if name.startswith("timm/"):
+        import timm
+
+        arch = name.removeprefix("timm/")
+        return timm_weights(arch, timm.create_model(arch, pretrained=False))
+    if name in PUBLISHED:
+        from torchvision.models import get_weight
+
+        return url_weights(get_weight(PUBLISHED[name]).url, f"torchvision weights for {name}")
+    raise WeightsError(f"{name} has no published weights here: model.pretrained=true works "
+                       f"for {', '.join(PUBLISHED)} and timm/<name>. Set it to a weights file "
+                       "path instead.")
 
 
-def load_weights(net: nn.Module, path: str | Path, strict: bool = True) -> dict[str, int]:
-    """Load matching tensors into ``net``; return counts of loaded/ignored/missing keys.
+def load_weights(net: nn.Module, source: str | Path | dict[str, torch.Tensor],
+                 strict: bool = True) -> dict[str, int]:
+    """Load matching tensors (a weights file, or a name → tensor dict) into ``net``; return
+    counts of loaded/ignored/missing keys.
 
     Key prefixes (``module.``, ``backbone.body.``, ``features.``…) are found automatically;
     classifier heads and other extra keys are ignored. Raises :class:`WeightsError` when
     shapes clash or, with ``strict``, when any tensor of ``net`` is missing (BatchNorm's
     ``num_batches_tracked`` counters excepted); without it, when half or more are missing.
     """
-    source = read_state_dict(path)
+    from ..models.pretrained import read_weights
+
+    path = "weights" if isinstance(source, dict) else source
+    source = source if isinstance(source, dict) else read_weights(source)
     target = net.state_dict()
     prefix = _best_prefix(list(source), set(target))
     matched = {k[len(prefix):]: v for k, v in source.items()

@@ -46,8 +46,9 @@ class DetectModelConfig(_Section):
     arch: Literal["maskrcnn", "fasterrcnn"] = "maskrcnn"
     backbone: str = "resnet18"
     trainable_layers: int = Field(5, ge=0, le=5, description="trainable units: stem + 4 stages")
-    pretrained: str | None = Field(None, description="backbone weights file (safetensors or "
-                                   "torch.save state dict)")
+    pretrained: bool | str | None = Field(None, description="backbone weights: true for the "
+                                          "published ImageNet weights (cache or download), or "
+                                          "a safetensors / torch.save file")
     norm: Literal["bn", "frozen", "gn"] = "bn"
     fpn_channels: int = Field(64, ge=8, description="FPN, RPN and mask-head width "
                               "(Detectron2: 256; 64 is 2× faster on a CPU)")

@@ -156,19 +156,20 @@ def _reachable(host: str) -> bool:
         return False
 
 
-def _offline(what: str, host: str) -> WeightsError:
-    return WeightsError(f"{what} is not in the local cache and {host} cannot be reached. "
-                        "Connect once to download it, or set model.pretrained to a weights "
-                        "file (efficientnet-lite0-imagenet works offline).")
+def _offline(what: str, host: str, cache: Path | None = None) -> WeightsError:
+    where = f" (looked for {cache})" if cache else ""
+    return WeightsError(f"{what}: not in the local cache{where} and {host} cannot be reached. "
+                        "Connect once to download it, copy the file there, or set "
+                        "model.pretrained to a weights file path.")
 
 
-def _url_weights(url: str, what: str) -> dict[str, torch.Tensor]:
+def url_weights(url: str, what: str) -> dict[str, torch.Tensor]:
     """A file from a URL through torch hub's cache (``~/.cache/torch/hub/checkpoints``)."""
     target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if not target.is_file():
         host = re.sub(r"^https?://([^/]+)/.*$", r"\1", url)
         if not _reachable(host):
-            raise _offline(what, host)
+            raise _offline(what, host, target)
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(url, str(target), progress=False)
     return read_weights(target)
@@ -199,7 +200,7 @@ def timm_weights(arch: str, model: nn.Module) -> dict[str, torch.Tensor]:
         elif not url:
             raise _offline(f"timm weights {hub_id}", "huggingface.co")
     if url:
-        return _url_weights(url, f"timm weights for {arch}")
+        return url_weights(url, f"timm weights for {arch}")
     raise WeightsError(f"timm publishes no pretrained weights for {arch}. Give a weights "
                        "file in model.pretrained instead.")
 
@@ -213,7 +214,7 @@ TORCHVISION = {**{f"vgg{d}{bn}": f"VGG{d}{bn.upper()}_Weights.IMAGENET1K_V1"
 def torchvision_weights(name: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights for a convbench VGG/ResNet name."""
     from torchvision.models import get_weight
-    return _url_weights(get_weight(TORCHVISION[name]).url, f"torchvision weights for {name}")
+    return url_weights(get_weight(TORCHVISION[name]).url, f"torchvision weights for {name}")
 
 
 def lite0_package_weights() -> dict[str, torch.Tensor]:
