@@ -94,6 +94,12 @@ def test_compare_two_backbones_writes_a_report_chromium_shows(workdir, config_fi
     assert group["kind"] == "detect-compare" and len(group["run_ids"]) == 2
     assert [r["status"] for r in group["runs"]] == ["completed", "completed"]
     report = workdir / "report.html"
+    table = (workdir / "report.md").read_text()
+    assert "| Variant |" in table and "resnet18" in table and "vovnet19-lite" in table
+    rows = (workdir / "report.csv").read_text().splitlines()
+    assert rows[0].startswith("label,run_id,backbone,status,box_AP") and len(rows) == 3
+    raw = json.loads((workdir / "report.json").read_text())
+    assert [r["run_id"] for r in raw["runs"]] == group["run_ids"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM),
                                     args=["--headless", "--no-sandbox", "--disable-gpu"])

@@ -285,7 +285,9 @@ def compare(
     out.print(table)
     for e in group["errors"]:
         err.print(f"failed: {e}", markup=False)
-    out.print(f"report: {group['report']}")
+    report_path = Path(group["report"])
+    for suffix in (".html", ".md", ".csv", ".json"):
+        out.print(f"wrote {report_path.with_suffix(suffix)}")
 
 
 @app.command()

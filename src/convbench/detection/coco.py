@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text
 from ..errors import DataError
 from .dataset import (
     DetectionDataset,
@@ -180,9 +180,5 @@ def write_coco(ds: DetectionDataset, path: str | Path) -> Path:
     >>> write_coco(ds, "out/annotations.json")   # doctest: +SKIP
     PosixPath('out/annotations.json')
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_coco_dict(ds), separators=(",", ":")))
-    os.replace(tmp, path)
+    path = write_text(path, json.dumps(to_coco_dict(ds), separators=(",", ":")))
     return path

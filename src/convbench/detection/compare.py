@@ -13,8 +13,9 @@ group (kind ``detect-compare``), and the report is built from the store alone.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..atomic import write_text
 from ..errors import ConvbenchError, StoreError
 from ..report import fmt
+from ..report.exports import table_markdown
 from ..report.html import Cell, escape, figure, page, pareto_front, table
 from ..report.plots import STYLE, colours
 from ..store import Store
@@ -232,7 +235,9 @@ def _overlays(runs: list[dict], per_run: int = 2) -> str:
 
 
 def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
-    """Write the HTML report of a detection comparison group, from the store only."""
+    """Write the HTML report of a detection comparison group, from the store only, with the
+    summary table beside it as Markdown (``.md``), and raw numbers as ``.csv`` and ``.json``.
+    """
     group = store.get_group(group_id)
     if group.get("kind") != "detect-compare":
         raise StoreError(f"Group {group_id} is a {group.get('kind')} group, not detect-compare.")
@@ -257,11 +262,45 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
     if errors:
         sections.append(("Failed variants", "".join(
             f'<p class="callout">{escape(e)}</p>' for e in errors)))
-    html = page(group.get("name") or f"Detection comparison {group_id}", sections,
-                subtitle=f"{len(runs)} runs · group {group_id}")
+    title = group.get("name") or f"Detection comparison {group_id}"
+    html = page(title, sections, subtitle=f"{len(runs)} runs · group {group_id}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
-    return path
+    if path.suffix.lower() in EXPORTS:
+        raise StoreError(f"Report path {str(path)!r} would be overwritten by an export beside "
+                         "it: give the HTML file name, e.g. detect-report.html.")
+    write_text(path.with_suffix(".md"), f"# {title}\n\n{table_markdown(columns, rows, BEST)}\n")
+    raw = [_raw_row(run) for run in runs]
+    write_text(path.with_suffix(".json"), json.dumps(
+        {"title": title, "group": group_id, "runs": raw}, indent=2, default=str) + "\n")
+    write_text(path.with_suffix(".csv"), _csv(raw))
+    return write_text(path, html)
+
+
+EXPORTS = (".md", ".csv", ".json")
+RAW_KEYS = [key for key, _ in SUMMARY_COLUMNS[3:]] + ["energy_method", "eval_time_s"]
+
+
+def _raw_row(run: dict) -> dict[str, Any]:
+    """One variant's numbers in SI units (seconds, bytes, kWh, AP as a fraction)."""
+    m = run.get("metrics") or {}
+    return {"label": run.get("name") or run["id"], "run_id": run["id"],
+            "backbone": ((run.get("config") or {}).get("model") or {}).get("backbone"),
+            "status": run["status"], **{k: m.get(k) for k in RAW_KEYS},
+            "box_AP_per_class": m.get("box_AP_per_class"),
+            "mask_AP_per_class": m.get("mask_AP_per_class")}
+
+
+def _csv(raw: list[dict[str, Any]]) -> str:
+    scalar = [k for k in raw[0] if not k.endswith("_per_class")]
+    per_class = sorted({f"{kind}_AP.{c}" for row in raw for kind in ("box", "mask")
+                        for c in row.get(f"{kind}_AP_per_class") or {}})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(scalar + per_class)
+    for row in raw:
+        values = [row[k] for k in scalar]
+        for key in per_class:
+            kind, cls = key.split("_AP.", 1)
+            values.append((row.get(f"{kind}_AP_per_class") or {}).get(cls))
+        writer.writerow(["" if v is None else v for v in values])
+    return out.getvalue()

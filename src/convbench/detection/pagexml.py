@@ -12,11 +12,11 @@ A region map turns keys into class names; the most specific key wins.
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import DataError
 from .dataset import (
     DetectionDataset,
@@ -196,9 +196,8 @@ def write_pagexml(ds: DetectionDataset, out_dir: str | Path,
     for page in ds.pages:
         path = out / (Path(page.file_name).stem + ".xml")
         tree = _page_tree(page, spec, created)
-        tmp = path.with_name(path.name + ".tmp")
-        tree.write(tmp, encoding="UTF-8", xml_declaration=True)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp, tree=tree: tree.write(tmp, encoding="UTF-8",
+                                                              xml_declaration=True))
         written.append(path)
     return written
 

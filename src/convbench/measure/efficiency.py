@@ -16,7 +16,6 @@ these can be called in the middle of training.
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import tempfile
 import time
@@ -28,6 +27,7 @@ from safetensors.torch import save_model
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..atomic import atomic_write
 from ..errors import ConfigError
 
 Shape = tuple[int, int, int]
@@ -81,14 +81,7 @@ def weights_size_bytes(model: nn.Module, path: Path | None = None) -> int:
     True
     """
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            save_model(model, str(tmp), force_contiguous=True)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        path = atomic_write(path, lambda tmp: save_model(model, tmp, force_contiguous=True))
         return path.stat().st_size
     with tempfile.TemporaryDirectory(prefix="convbench-size-") as folder:
         file = Path(folder) / "model.safetensors"

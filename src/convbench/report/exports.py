@@ -14,7 +14,7 @@ from typing import Any
 
 from .columns import COLUMNS, Column, cell
 from .configdiff import canonical, flatten, split_environment
-from .html import best_values
+from .html import best_values, cell_number, cell_text
 from .sections import Context, run_name, value_text
 from .summary import seed_of, status_of
 
@@ -81,6 +81,29 @@ def markdown_table(header: list[str], lines: list[list[str]], right_from: int = 
     out = ["| " + " | ".join(_md(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(_md(c) for c in line) + " |" for line in lines]
     return "\n".join(out)
+
+
+def table_markdown(columns: list[tuple[str, str]], rows: list[dict],
+                   best: dict[str, str] | None = None) -> str:
+    """What :func:`~convbench.report.html.table` shows, as Markdown, best cells in bold.
+
+    >>> print(table_markdown([("m", "Model"), ("t", "Time")], [{"m": "a", "t": 3},
+    ...                      {"m": "b", "t": 5}], best={"t": "min"}))
+    | Model | Time |
+    | :-- | --: |
+    | a | **3** |
+    | b | 5 |
+    """
+    targets = best_values(columns, rows, best or {})
+    lines = []
+    for row in rows:
+        line = []
+        for key, _ in columns:
+            text = cell_text(row.get(key))
+            is_best = key in targets and cell_number(row.get(key)) == targets[key]
+            line.append(f"**{text}**" if is_best else text)
+        lines.append(line)
+    return markdown_table([label for _, label in columns], lines)
 
 
 def summary_markdown(rows: list[dict], columns: list[Column]) -> str:

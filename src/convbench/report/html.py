@@ -163,7 +163,8 @@ def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str
     )
 
 
-def _numeric(value: Any) -> float | None:
+def cell_number(value: Any) -> float | None:
+    """The number a cell stands for (what best-cell marking compares), or None."""
     return value.value if isinstance(value, Cell) else fmt.number(value)
 
 
@@ -181,7 +182,7 @@ def best_values(
         rule = best.get(key)
         if rule not in ("max", "min"):
             continue
-        values = [v for v in (fmt.number(_numeric(r.get(key))) for r in rows) if v is not None]
+        values = [v for v in (fmt.number(cell_number(r.get(key))) for r in rows) if v is not None]
         if len(set(values)) >= 2:
             out[key] = max(values) if rule == "max" else min(values)
     return out
@@ -195,6 +196,23 @@ def _plain(value: Any) -> str:
     return value.text if isinstance(value, Cell) else str(value)
 
 
+def cell_text(value: Any) -> str:
+    """A cell as plain text, as the HTML table shows it (without a Cell's second line).
+
+    >>> cell_text(None), cell_text(0.123456), cell_text(True), cell_text(Cell(2.0, "2 s"))
+    ('—', '0.1235', 'yes', '2 s')
+    """
+    if isinstance(value, Cell):
+        return value.text
+    if value is None or (isinstance(value, float) and fmt.number(value) is None):
+        return fmt.MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return fmt.sig(value, 4)
+    return str(value)
+
+
 def _cell_html(value: Any) -> tuple[str, bool]:
     """Inner HTML of a cell and whether it holds text (left-aligned) rather than a number."""
     if isinstance(value, Cell):
@@ -204,11 +222,7 @@ def _cell_html(value: Any) -> tuple[str, bool]:
         return swatch + escape(value.text) + sub, value.value is None and value.text != fmt.MISSING
     if value is None or (isinstance(value, float) and fmt.number(value) is None):
         return fmt.MISSING, False
-    if isinstance(value, bool):
-        return ("yes" if value else "no"), True
-    if isinstance(value, int | float):
-        return escape(fmt.sig(value, 4)), False
-    return escape(str(value)), True
+    return escape(cell_text(value)), isinstance(value, bool) or not isinstance(value, int | float)
 
 
 def table(
@@ -249,7 +263,7 @@ def table(
             if is_text and len(_plain(value)) > LONG_TEXT:
                 classes.append("wrap")
             target = targets.get(key)
-            if target is not None and fmt.number(_numeric(value)) == target:
+            if target is not None and fmt.number(cell_number(value)) == target:
                 classes.append("best")
             attrs = f' class="{" ".join(classes)}"' if classes else ""
             if isinstance(value, Cell) and value.title:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import ConvbenchError
 from .exports import report_csv, report_json, report_markdown
 from .html import page
@@ -17,19 +16,6 @@ EXPORTS = (".md", ".csv", ".json")
 
 class ReportError(ConvbenchError):
     """A report that cannot be written (no runs, or an output path that would clash)."""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    # A reader (browser, CI artifact upload) never sees a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check_path(path: str | Path) -> Path:
@@ -73,8 +59,8 @@ def write_report(
     ctx = Context.build(runs, group, when)
     out = {"html": path, "md": path.with_suffix(".md"), "csv": path.with_suffix(".csv"),
            "json": path.with_suffix(".json")}
-    _atomic_write(out["html"], page(title, html_sections(ctx), subtitle=ctx.subtitle))
-    _atomic_write(out["md"], report_markdown(ctx, title))
-    _atomic_write(out["csv"], report_csv(ctx))
-    _atomic_write(out["json"], report_json(ctx, title, group, when))
+    write_text(out["html"], page(title, html_sections(ctx), subtitle=ctx.subtitle))
+    write_text(out["md"], report_markdown(ctx, title))
+    write_text(out["csv"], report_csv(ctx))
+    write_text(out["json"], report_json(ctx, title, group, when))
     return out

@@ -14,29 +14,16 @@ and the rules that were applied.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..atomic import write_text
 from ..report import fmt
 from ..report.html import Cell, escape, figure, page, table
 from ..store import Store
 from .plots import curves_of, early_final_figure, range_curves_figure
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _pct(stats: dict | None, value: float | None = None) -> Cell:
@@ -208,14 +195,14 @@ def write_search_report(summary: dict[str, Any], store: Store, path: str | Path)
     w = summary.get("winner")
     if w:
         out["yaml"] = path.with_name(f"{path.stem}-winner.yaml")
-        _write(out["yaml"], f"# Winner of search {summary['id']}: {w['label']}\n"
+        write_text(out["yaml"], f"# Winner of search {summary['id']}: {w['label']}\n"
                             f"#   convbench train {out['yaml'].name}\n{w['yaml']}")
         sections.append(("Winning config", f"<p>Reproduce it with <code>convbench train "
                          f"{escape(out['yaml'].name)}</code>:</p><pre><code>"
                          f"{escape(w['yaml'])}</code></pre>"))
     sections.append(("Rules", _rules_html(summary)))
     title = f"convbench search {summary.get('name') or summary['id']}"
-    _write(out["html"], page(title, sections, subtitle=f"search {summary['id']} · "
+    write_text(out["html"], page(title, sections, subtitle=f"search {summary['id']} · "
                                                        f"{summary.get('status', '')}"))
-    _write(out["json"], json.dumps(summary, indent=2, default=str))
+    write_text(out["json"], json.dumps(summary, indent=2, default=str))
     return out

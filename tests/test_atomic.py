@@ -1,0 +1,34 @@
+"""Atomic writes: a writer that fails half-way leaves the old file whole and no litter."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from convbench import atomic
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = atomic.write_text(tmp_path / "report.html", "old")
+
+    def half_then_crash(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            handle.write("new but unfin")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic.atomic_write(target, half_then_crash)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_write_text_replaces_and_keeps_newlines_as_given(tmp_path):
+    target = atomic.write_text(tmp_path / "sub" / "a.csv", "a,b\r\n1,2\n")
+    atomic.write_text(target, "x\r\n")
+    assert target.read_bytes() == b"x\r\n"
+
+
+def test_docstring_examples():
+    result = doctest.testmod(atomic)
+    assert result.attempted > 0 and result.failed == 0
