@@ -133,3 +133,46 @@ def test_missing_postgresql_database(postgres_server) -> None:
     url = postgres_server.url("no_such_database")
     with pytest.raises(StoreError, match="no_such_database.*database name"):
         Store(url)
+
+
+def _version(store: Store) -> str | None:
+    from convbench.store.schema import info
+
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(info.c.value)).scalar_one_or_none()
+
+
+def test_the_schema_version_is_recorded_and_a_newer_store_is_refused(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convbench.store.schema import SCHEMA_VERSION, info
+
+    monkeypatch.setenv("CONVBENCH_ARTIFACTS", str(tmp_path / "pg-artifacts"))
+    with Store(store_url) as store:
+        run_id = store.create_run(name=None, config={}, seed=0, env={})
+        assert _version(store) == str(SCHEMA_VERSION)
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(info).values(value=str(SCHEMA_VERSION + 1)))
+    with pytest.raises(StoreError, match="newer convbench") as refused:
+        Store(store_url)
+    assert "Upgrade convbench" in str(refused.value)
+    # Refusing wrote nothing: with the version put back the run is still there.
+    from convbench.store import database as db
+
+    engine = db.make_engine(db.resolve_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.update(info).values(value=str(SCHEMA_VERSION)))
+    engine.dispose()
+    with Store(store_url) as store:
+        assert [r["id"] for r in store.list_runs()] == [run_id]
+
+
+def test_a_store_from_before_versions_gets_version_1(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with Store(str(path)) as store:
+        run_id = store.create_run(name=None, config={}, seed=0, env={})
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE convbench_info")
+    with Store(str(path)) as store:
+        assert _version(store) == "1"
+        assert [r["id"] for r in store.list_runs()] == [run_id]

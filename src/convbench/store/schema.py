@@ -1,4 +1,5 @@
-"""The three tables of the run store: ``groups``, ``runs`` and their ``epochs``.
+"""The tables of the run store: ``groups``, ``runs`` and their ``epochs``, plus
+``convbench_info`` holding the schema version.
 
 Timestamps are UTC ISO-8601 strings with microseconds (``2024-05-01T12:00:00.000000+00:00``):
 they read back identically on every backend and sort chronologically as text.
@@ -9,6 +10,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+# Raise when a change to these tables needs a migration; a store written by a newer
+# convbench (higher version) is refused rather than misread.
+SCHEMA_VERSION = 1
 
 ID = sa.String(32)
 TIMESTAMP = sa.String(40)
@@ -49,4 +54,11 @@ epochs = sa.Table(
     sa.Column("run_id", ID, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("epoch", sa.Integer, primary_key=True),
     sa.Column("metrics", sa.JSON, nullable=False),
+)
+
+info = sa.Table(
+    "convbench_info",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from convbench.errors import StoreError
 from convbench.store import database as db
 from convbench.store.jsonsafe import merge, to_json
-from convbench.store.schema import epochs, groups, metadata, runs
+from convbench.store.schema import SCHEMA_VERSION, epochs, groups, info, metadata, runs
 
 RUN_STATUSES = ("running", "completed", "failed", "diverged", "stopped")
 GROUP_STATUSES = ("running", "completed", "failed", "stopped")
@@ -91,6 +91,13 @@ class Store:
         try:
             if self._transact(self._schema_missing, write=False, action="open"):
                 self._transact(self._create_schema, action="open")
+            version = self._transact(self._schema_version, write=False, action="open")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"Run store {db.safe_url(self._url)!r} was written by a newer convbench "
+                    f"(schema {version}; this one reads {SCHEMA_VERSION}). Upgrade convbench "
+                    "to use it."
+                )
         except StoreError:
             self.engine.dispose()
             raise
@@ -469,6 +476,16 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
         metadata.create_all(conn)
+        # Stores made before the version was recorded have the version-1 tables.
+        if Store._schema_version(conn) == 0:
+            conn.execute(sa.insert(info).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    @staticmethod
+    def _schema_version(conn: sa.Connection) -> int:
+        value = conn.execute(
+            sa.select(info.c.value).where(info.c.key == "schema_version")
+        ).scalar_one_or_none()
+        return int(value) if value is not None else 0
 
     def _transact(
         self,
