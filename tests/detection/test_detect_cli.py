@@ -118,6 +118,10 @@ def test_compare_two_backbones_writes_a_report_chromium_shows(workdir, config_fi
         for h in ("Box AP", "Mask AP", "Train time", "Peak memory", "Energy (kWh)", "Cost"):
             assert h in headers
         assert page.locator("#ap-per-class table tbody tr").count() == 2
+        base_case = page.locator("#against-the-base-case table tbody tr")
+        assert base_case.count() == 2
+        assert "base" in base_case.nth(0).inner_text()
+        assert "%" in base_case.nth(1).inner_text()
         assert page.locator("#training-loss figure svg").count() == 1
         assert page.locator("#ap-against-cost figure svg").count() == 2
         images = page.locator("#sample-predictions img")

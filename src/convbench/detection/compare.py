@@ -122,6 +122,57 @@ def _summary_row(run: dict) -> dict[str, Any]:
     return row
 
 
+def _change(value: float | None, base: float | None) -> Cell:
+    """Relative change against the base case, e.g. −82.1 % (energy saved)."""
+    v, b = fmt.number(value), fmt.number(base)
+    if v is None or not b:
+        return Cell(None, fmt.MISSING)
+    change = (v - b) / b
+    return Cell(change, f"{change * 100:+.1f} %".replace("-", "−"))
+
+
+def _points(value: float | None, base: float | None) -> Cell:
+    """AP difference against the base case in AP points (AP × 100)."""
+    v, b = fmt.number(value), fmt.number(base)
+    if v is None or b is None:
+        return Cell(None, fmt.MISSING)
+    return Cell(v - b, f"{(v - b) * 100:+.2f}".replace("-", "−"))
+
+
+BASE_COLUMNS = [("label", "Variant"), ("train_time_s", "Train time"), ("d_time", "Δ time"),
+                ("energy_kwh", "Energy (kWh)"), ("d_energy", "Δ energy"),
+                ("d_box", "Δ box AP (points)"), ("d_mask", "Δ mask AP (points)")]
+
+
+def _base_case_table(runs: list[dict]) -> str:
+    """Each variant against the first (the base case): time and energy saved, AP gained —
+    the study's "savings against a base case"."""
+    base = runs[0].get("metrics") or {}
+    rows = []
+    for index, run in enumerate(runs):
+        m = run.get("metrics") or {}
+        row: dict[str, Any] = {
+            "label": run.get("name") or run["id"],
+            "train_time_s": Cell(fmt.number(m.get("train_time_s")),
+                                 fmt.duration(m.get("train_time_s"))),
+            "energy_kwh": m.get("energy_kwh"),
+        }
+        if index == 0:
+            row.update({key: Cell(None, "base") for key in ("d_time", "d_energy", "d_box",
+                                                             "d_mask")})
+        else:
+            row.update(d_time=_change(m.get("train_time_s"), base.get("train_time_s")),
+                       d_energy=_change(m.get("energy_kwh"), base.get("energy_kwh")),
+                       d_box=_points(m.get("box_AP"), base.get("box_AP")),
+                       d_mask=_points(m.get("mask_AP"), base.get("mask_AP")))
+        rows.append(row)
+    best = {"d_time": "min", "d_energy": "min", "d_box": "max", "d_mask": "max"}
+    label = runs[0].get("name") or runs[0]["id"]
+    return (table(BASE_COLUMNS, rows, best) + f'<p class="note">Base case: {escape(label)} '
+            "(the first variant). Δ time and Δ energy are relative changes (negative = saved); "
+            "Δ AP is in AP points (AP × 100).</p>")
+
+
 def _ap_cell(value: float | None) -> Cell | None:
     """AP with three decimals in every row, so columns line up (1 reads as 1.000)."""
     number = fmt.number(value)
@@ -252,6 +303,7 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
                  + '<p class="note">AP on the held-out test pages (COCO, IoU 0.50:0.95; '
                  "AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
                 ("AP per class", _per_class_table(runs)),
+                *([("Against the base case", _base_case_table(runs))] if len(runs) > 1 else []),
                 ("Training loss", _loss_figure(runs))]
     plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
                          _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p]
