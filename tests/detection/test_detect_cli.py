@@ -123,6 +123,7 @@ def test_compare_two_backbones_writes_a_report_chromium_shows(workdir, config_fi
         assert "base" in base_case.nth(0).inner_text()
         assert "%" in base_case.nth(1).inner_text()
         assert page.locator("#training-loss figure svg").count() == 1
+        assert page.locator("#memory figure svg").count() == 1
         assert page.locator("#ap-against-cost figure svg").count() == 2
         images = page.locator("#sample-predictions img")
         assert images.count() == 4

@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -204,24 +205,33 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _loss_figure(runs: list[dict]) -> str:
+def _curves_figure(runs: list[dict], points_of: Callable[[dict], list[tuple[float, float]]],
+                   ylabel: str, title: str, caption: str, log: bool = False) -> str | None:
+    """One line per variant against the iteration; None when no run has points."""
     labels = [r.get("name") or r["id"] for r in runs]
     colour = colours(labels)
+    series = [points_of(run) for run in runs]
+    if not any(series):
+        return None
     with matplotlib.rc_context(STYLE):
         fig = _new_figure(7.5, 3.6)
         ax = fig.add_subplot()
-        for run, label in zip(runs, labels, strict=True):
-            points = _losses(run)
+        for points, label in zip(series, labels, strict=True):
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, label=label, color=colour[label])
         ax.set_xlabel("iteration")
-        ax.set_ylabel("training loss (sum of heads)")
-        ax.set_yscale("log")
-        ax.set_title("Training loss")
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title)
         ax.legend()
-    return figure(fig, caption="Training loss per iteration (moving average of 10).",
-                  alt="training loss curves")
+    return figure(fig, caption=caption, alt=title.lower())
+
+
+def _memory_trace(run: dict) -> list[tuple[float, float]]:
+    return [(e["iteration"], e["memory_bytes"] / 1e9) for e in run.get("epochs") or []
+            if e.get("memory_bytes") is not None and e.get("iteration") is not None]
 
 
 def _losses(run: dict) -> list[tuple[float, float]]:
@@ -304,7 +314,15 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
                  "AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
                 ("AP per class", _per_class_table(runs)),
                 *([("Against the base case", _base_case_table(runs))] if len(runs) > 1 else []),
-                ("Training loss", _loss_figure(runs))]
+                ("Training loss", _curves_figure(
+                    runs, _losses, "training loss (sum of heads)", "Training loss",
+                    "Training loss per iteration (moving average of 10).", log=True)
+                 or '<p class="note">No training losses were recorded.</p>')]
+    memory = _curves_figure(runs, _memory_trace, "memory (GB)", "Memory",
+                            "Memory at the end of each epoch: process RSS on the CPU, peak "
+                            "allocated tensors on a GPU.")
+    if memory:
+        sections.append(("Memory", memory))
     plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
                          _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p]
     if plots:

@@ -29,7 +29,7 @@ from rich.progress import Progress as RichProgress
 from ..config import dump
 from ..errors import ConvbenchError, StoreError, WeightsError
 from ..measure.energy import EnergyMeter
-from ..measure.memory import PeakMemory
+from ..measure.memory import PeakMemory, memory_in_use
 from ..store import Store
 from ..training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from ..training.device import environment, select_device, set_threads
@@ -256,7 +256,8 @@ class DetectTrainer:
         row = {"epoch": epoch, "iteration": it + 1, "train_loss": sums.get("loss", 0.0) / count,
                "lr": sums.get("lr"), "time_s": time_s,
                "images_per_s": count * t.batch_size / time_s if time_s > 0 else None,
-               "iters_per_s": count / time_s if time_s > 0 else 0.0}
+               "iters_per_s": count / time_s if time_s > 0 else 0.0,
+               "memory_bytes": memory_in_use(self.device)}
         row.update({k: sums[k] / count for k in LOSS_KEYS if k in sums})
         self.store.add_epoch(self.run_id, epoch, row)
         s["epoch_sums"], s["epoch_time_s"] = {}, 0.0

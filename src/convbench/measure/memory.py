@@ -109,6 +109,19 @@ class PeakMemory:
         self.stop()
 
 
+def memory_in_use(device: str | torch.device = "cpu") -> int:
+    """Memory held now, for traces over a run: the process RSS on the CPU; on CUDA the
+    peak of allocated tensors so far (what limits the batch size on a GPU).
+
+    >>> memory_in_use("cpu") > 0
+    True
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return psutil.Process().memory_info().rss
+
+
 def _maxrss_bytes() -> int:
     if resource is None:
         return 0
