@@ -38,15 +38,19 @@ def open_store(url: str | None):
 
 
 def fmt_value(value: Any, digits: int = 4) -> str:
-    """A metric as a table cell: ``-`` for missing, ``digits`` decimals for small floats,
-    thousands separators for large numbers.
+    """A metric as a table cell: ``-`` for missing, ``digits`` decimals (scientific notation
+    below that precision), thousands separators for large numbers.
 
     >>> fmt_value(None), fmt_value(0.91333), fmt_value(32.9596, digits=1), fmt_value(4952442)
     ('-', '0.9133', '33.0', '4,952,442')
+    >>> fmt_value(0.0000461), fmt_value(0.0)
+    ('4.61e-05', '0.0000')
     """
     if value is None:
         return "-"
     if isinstance(value, float):
+        if 0 < abs(value) < 10**-digits:  # a tiny cost or energy is not zero
+            return f"{value:.2e}"
         return f"{value:.{digits}f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"

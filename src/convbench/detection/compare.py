@@ -159,7 +159,7 @@ def _base_case_table(runs: list[dict]) -> str:
             "energy_kwh": m.get("energy_kwh"),
         }
         if index == 0:
-            row.update({key: Cell(None, "base") for key in ("d_time", "d_energy", "d_box",
+            row.update({key: Cell(0.0, "base") for key in ("d_time", "d_energy", "d_box",
                                                              "d_mask")})
         else:
             row.update(d_time=_change(m.get("train_time_s"), base.get("train_time_s")),
