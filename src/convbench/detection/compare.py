@@ -181,6 +181,32 @@ def _ap_cell(value: float | None) -> Cell | None:
     return None if number is None else Cell(number, f"{number:.3f}")
 
 
+# Columns that, when every variant has the same value, move into the note under the table
+# (17 columns do not fit a laptop screen).
+SHARED_WHEN_EQUAL = {"status": "{}", "iterations": "{} iterations", "epochs": "{:.4g} epochs"}
+
+
+def _summary_columns(rows: list[dict]) -> tuple[list[tuple[str, str]], str]:
+    """The summary's columns without repeats, and a sentence naming what all variants share.
+
+    >>> same = {"status": "completed", "iterations": 600, "epochs": 26.67}
+    >>> cols, shared = _summary_columns([{"label": "a", "backbone": "a", **same},
+    ...                                  {"label": "b", "backbone": "b", **same}])
+    >>> [key for key, _ in cols][:3], shared
+    (['label', 'box_AP', 'box_AP50'], 'All variants: completed, 600 iterations, 26.67 epochs. ')
+    """
+    drop = set()
+    if all(row["label"] == row["backbone"] for row in rows):  # variants named by backbone
+        drop.add("backbone")
+    same = [key for key in SHARED_WHEN_EQUAL
+            if len(rows) > 1 and len({repr(row.get(key)) for row in rows}) == 1
+            and rows[0].get(key) is not None]
+    drop.update(same)
+    shared = ", ".join(SHARED_WHEN_EQUAL[key].format(rows[0][key]) for key in same)
+    return ([c for c in SUMMARY_COLUMNS if c[0] not in drop],
+            f"All variants: {shared}. " if shared else "")
+
+
 def _per_class_table(runs: list[dict]) -> str:
     classes = next((r["metrics"].get("classes") for r in runs if r.get("metrics")), None) or []
     columns = [("label", "Variant")]
@@ -307,12 +333,10 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
     if not runs:
         raise StoreError(f"Group {group_id} has no runs to report.")
     rows = [_summary_row(r) for r in runs]
-    columns = SUMMARY_COLUMNS
-    if all(row["label"] == row["backbone"] for row in rows):  # variants named by backbone
-        columns = [c for c in SUMMARY_COLUMNS if c[0] != "backbone"]
+    columns, shared = _summary_columns(rows)
     sections = [("Summary", table(columns, rows, BEST)
-                 + '<p class="note">AP on the held-out test pages (COCO, IoU 0.50:0.95; '
-                 "AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
+                 + f'<p class="note">{escape(shared)}AP on the held-out test pages (COCO, IoU '
+                 "0.50:0.95; AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
                 ("AP per class", _per_class_table(runs)),
                 *([("Against the base case", _base_case_table(runs))] if len(runs) > 1 else []),
                 ("Training loss", _curves_figure(
