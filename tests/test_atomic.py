@@ -29,6 +29,12 @@ def test_write_text_replaces_and_keeps_newlines_as_given(tmp_path):
     assert target.read_bytes() == b"x\r\n"
 
 
+def test_finished_files_get_the_usual_permissions(tmp_path):
+    # Not mkstemp's owner-only 0600: a report must be readable by whoever it is sent to.
+    target = atomic.write_text(tmp_path / "report.html", "x")
+    assert target.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+
+
 def test_docstring_examples():
     result = doctest.testmod(atomic)
     assert result.attempted > 0 and result.failed == 0

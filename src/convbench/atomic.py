@@ -17,6 +17,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+# mkstemp creates files readable by the owner only; the finished file gets the mode any new
+# file would (0o666 less the umask), so reports stay readable by others, as users expect.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` to produce the file, then move it onto ``path`` atomically."""
@@ -28,6 +32,7 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

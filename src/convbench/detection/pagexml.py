@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import atomic_write
@@ -171,17 +172,19 @@ def _points(coords: ET.Element) -> list[float]:
 
 def write_pagexml(ds: DetectionDataset, out_dir: str | Path,
                   region_map: dict[str, str] | None = None,
-                  created: str = "2024-01-01T00:00:00") -> list[Path]:
+                  created: str | None = None) -> list[Path]:
     """Write one PAGE-XML file per page (``<image stem>.xml``) into ``out_dir``.
 
     Each class is written as the first key of ``region_map`` that maps to it. A mask given
     as RLE, or as several polygons, is written as its largest outer polygon (PAGE regions
-    have one outline). ``created`` fills the Metadata dates, so output can be reproducible.
+    have one outline). ``created`` fills the Metadata dates (default: now, UTC); give a fixed
+    one for byte-reproducible output.
 
     >>> write_pagexml(ds, "out/page")   # doctest: +SKIP
     [PosixPath('out/page/page_0000.xml'), ...]
     """
     region_map = dict(region_map or DEFAULT_REGION_MAP)
+    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     spec = {}
     for key, label in region_map.items():
         spec.setdefault(label, key)
