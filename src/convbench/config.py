@@ -189,7 +189,8 @@ class MeasureConfig(_Section):
     target_accuracy: float | None = Field(None, gt=0, le=1, description="for time-to-target")
     latency_repeats: int = Field(30, ge=1)
     throughput_batch: int = Field(256, ge=1)
-    cost: bool = True
+    cost: bool = Field(True, description="false skips the timed inference probes (latency, "
+                       "throughput); parameters, FLOPs and disk size are always measured")
 
 
 class RunConfig(_Section):

@@ -73,6 +73,13 @@ def test_same_seed_same_numbers(store_url):
     assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
 
 
+def test_without_timed_probes_the_static_costs_are_still_recorded(store_url):
+    run = convbench.train({**QUICK, "measure": {"cost": False}}, store=store_url)
+    m = run.metrics
+    assert m["params_total"] > 0 and m["flops"] > 0 and m["disk_bytes"] > 0
+    assert m.get("latency_ms") is None and m.get("throughput_ips") is None
+
+
 def test_nan_loss_ends_run_as_diverged(store_url):
     cfg = {**QUICK, "optim": {"name": "sgd", "lr": 1e6, "momentum": 0.9}}
     run = convbench.train(cfg, store=store_url)

@@ -49,22 +49,27 @@ def measure_model(
     device: str | torch.device,
     cfg: MeasureConfig,
     weights_path: Path | None = None,
+    timed: bool = True,
 ) -> dict:
     """Static and speed costs of a model already on ``device``, for one input of ``input_shape``.
 
     Keys: ``params_total``, ``params_trainable``, ``flops``, ``macs`` (per image),
     ``disk_bytes`` (safetensors file, kept at ``weights_path`` when given), ``latency_ms``
     (median at batch 1 over ``cfg.latency_repeats``) and ``throughput_ips`` (images/s at
-    ``cfg.throughput_batch``).
+    ``cfg.throughput_batch``). ``timed=False`` skips those two probes, the only slow part.
 
     >>> sorted(measure_model(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), (1, 2, 2), "cpu",
     ...                      MeasureConfig(latency_repeats=1, throughput_batch=2)))[:3]
     ['disk_bytes', 'flops', 'latency_ms']
     """
-    return {
+    static = {
         **count_parameters(model),
         **count_flops(model, input_shape),
         "disk_bytes": weights_size_bytes(model, weights_path),
+    }
+    if not timed:
+        return static
+    return static | {
         "latency_ms": inference_latency_ms(model, input_shape, device, cfg.latency_repeats),
         "throughput_ips": inference_throughput(model, input_shape, device, cfg.throughput_batch),
     }

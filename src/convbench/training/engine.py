@@ -331,14 +331,14 @@ class Trainer:
             **s.extra.get("peak_memory", {}),
             **_energy_total(s.energy_j, energy, self.cfg),
         }
-        if self.cfg.measure.cost:
-            metrics |= measure_model(
-                self.model,
-                self.input_shape,
-                self.device,
-                self.cfg.measure,
-                weights_path=best if best.exists() else None,
-            )
+        metrics |= measure_model(
+            self.model,
+            self.input_shape,
+            self.device,
+            self.cfg.measure,
+            weights_path=best if best.exists() else None,
+            timed=self.cfg.measure.cost,
+        )
         return metrics
 
     def _log(self, line: str) -> None:
