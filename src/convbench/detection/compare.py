@@ -31,6 +31,7 @@ from ..report import fmt
 from ..report.exports import table_markdown
 from ..report.html import Cell, escape, figure, page, pareto_front, table
 from ..report.plots import STYLE, colours
+from ..report.writer import check_report_path
 from ..store import Store
 from .backbones import check_backbone
 from .config import DetectConfig, apply_overrides
@@ -104,16 +105,24 @@ BEST = {"box_AP": "max", "box_AP50": "max", "box_AP75": "max", "mask_AP": "max",
         "peak_memory_bytes": "min", "params_total": "min", "energy_kwh": "min", "cost": "min"}
 
 
+def _label(run: dict) -> str:
+    """A variant's name in tables and legends (its run name, else its id)."""
+    return run.get("name") or run["id"]
+
+
+def _duration_cell(seconds: float | None) -> Cell:
+    return Cell(fmt.number(seconds), fmt.duration(seconds))
+
+
 def _summary_row(run: dict) -> dict[str, Any]:
     m = run.get("metrics") or {}
     cfg = run.get("config") or {}
-    row: dict[str, Any] = {"label": run.get("name") or run["id"],
+    row: dict[str, Any] = {"label": _label(run),
                            "backbone": cfg.get("model", {}).get("backbone"),
                            "status": run["status"]}
     for key, _ in SUMMARY_COLUMNS[3:]:
         row[key] = _ap_cell(m.get(key)) if "_AP" in key else m.get(key)
-    row["train_time_s"] = Cell(fmt.number(m.get("train_time_s")),
-                               fmt.duration(m.get("train_time_s")))
+    row["train_time_s"] = _duration_cell(m.get("train_time_s"))
     row["peak_memory_bytes"] = Cell(fmt.number(m.get("peak_memory_bytes")),
                                     fmt.size_bytes(m.get("peak_memory_bytes")))
     row["params_total"] = Cell(fmt.number(m.get("params_total")), fmt.count(m.get("params_total")))
@@ -153,9 +162,8 @@ def _base_case_table(runs: list[dict]) -> str:
     for index, run in enumerate(runs):
         m = run.get("metrics") or {}
         row: dict[str, Any] = {
-            "label": run.get("name") or run["id"],
-            "train_time_s": Cell(fmt.number(m.get("train_time_s")),
-                                 fmt.duration(m.get("train_time_s"))),
+            "label": _label(run),
+            "train_time_s": _duration_cell(m.get("train_time_s")),
             "energy_kwh": m.get("energy_kwh"),
         }
         if index == 0:
@@ -169,8 +177,8 @@ def _base_case_table(runs: list[dict]) -> str:
                        d_mask=_points(m.get("mask_AP"), base.get("mask_AP")))
         rows.append(row)
     best = {"d_time": "min", "d_energy": "min", "d_box": "max", "d_mask": "max"}
-    label = runs[0].get("name") or runs[0]["id"]
-    return (table(BASE_COLUMNS, rows, best) + f'<p class="note">Base case: {escape(label)} '
+    base_label = escape(_label(runs[0]))
+    return (table(BASE_COLUMNS, rows, best) + f'<p class="note">Base case: {base_label} '
             "(the first variant). Δ time and Δ energy are relative changes (negative = saved); "
             "Δ AP is in AP points (AP × 100).</p>")
 
@@ -216,7 +224,7 @@ def _per_class_table(runs: list[dict]) -> str:
             columns.append((f"{kind}:{c}", f"{kind} AP {c}"))
     for run in runs:
         m = run.get("metrics") or {}
-        row = {"label": run.get("name") or run["id"]}
+        row = {"label": _label(run)}
         for kind in ("box", "mask"):
             per = m.get(f"{kind}_AP_per_class") or {}
             for c in classes:
@@ -235,7 +243,7 @@ def _new_figure(width: float, height: float) -> Figure:
 def _curves_figure(runs: list[dict], points_of: Callable[[dict], list[tuple[float, float]]],
                    ylabel: str, title: str, caption: str, log: bool = False) -> str | None:
     """One line per variant against the iteration; None when no run has points."""
-    labels = [r.get("name") or r["id"] for r in runs]
+    labels = [_label(r) for r in runs]
     colour = colours(labels)
     series = [points_of(run) for run in runs]
     if not any(series):
@@ -275,7 +283,7 @@ def _losses(run: dict) -> list[tuple[float, float]]:
 
 
 def _ap_cost_figure(runs: list[dict], x_key: str, x_label: str) -> str | None:
-    labels = [r.get("name") or r["id"] for r in runs]
+    labels = [_label(r) for r in runs]
     colour = colours(labels)
     pts = [(fmt.number((r.get("metrics") or {}).get(x_key)),
             fmt.number((r.get("metrics") or {}).get("box_AP"))) for r in runs]
@@ -359,10 +367,7 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
             f'<p class="callout">{escape(e)}</p>' for e in errors)))
     title = group.get("name") or f"Detection comparison {group_id}"
     html = page(title, sections, subtitle=f"{len(runs)} runs · group {group_id}")
-    path = Path(path)
-    if path.suffix.lower() in EXPORTS:
-        raise StoreError(f"Report path {str(path)!r} would be overwritten by an export beside "
-                         "it: give the HTML file name, e.g. detect-report.html.")
+    path = check_report_path(path)
     write_text(path.with_suffix(".md"), f"# {title}\n\n{table_markdown(columns, rows, BEST)}\n")
     raw = [_raw_row(run) for run in runs]
     write_text(path.with_suffix(".json"), json.dumps(
@@ -371,14 +376,13 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
     return write_text(path, html)
 
 
-EXPORTS = (".md", ".csv", ".json")
 RAW_KEYS = [key for key, _ in SUMMARY_COLUMNS[3:]] + ["energy_method", "eval_time_s"]
 
 
 def _raw_row(run: dict) -> dict[str, Any]:
     """One variant's numbers in SI units (seconds, bytes, kWh, AP as a fraction)."""
     m = run.get("metrics") or {}
-    return {"label": run.get("name") or run["id"], "run_id": run["id"],
+    return {"label": _label(run), "run_id": run["id"],
             "backbone": ((run.get("config") or {}).get("model") or {}).get("backbone"),
             "status": run["status"], **{k: m.get(k) for k in RAW_KEYS},
             "box_AP_per_class": m.get("box_AP_per_class"),

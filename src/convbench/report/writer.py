@@ -18,7 +18,8 @@ class ReportError(ConvbenchError):
     """A report that cannot be written (no runs, or an output path that would clash)."""
 
 
-def _check_path(path: str | Path) -> Path:
+def check_report_path(path: str | Path) -> Path:
+    """``path`` as a Path, refused when it is a folder or names an export (.md/.csv/.json)."""
     path = Path(path)
     if path.suffix.lower() in EXPORTS:
         raise ReportError(
@@ -50,7 +51,7 @@ def write_report(
     >>> write_report(runs, "out/report.html")["csv"]                 # doctest: +SKIP
     PosixPath('out/report.csv')
     """
-    path = _check_path(path)
+    path = check_report_path(path)
     runs = [r for r in runs if r is not None]
     if not runs:
         raise ReportError("No runs to report. Pass the ids of stored runs "
