@@ -119,6 +119,11 @@ def show_run_summary(run: dict) -> None:
         if k in m:
             table.add_row(k, fmt_value(m[k]))
     out.print(table)
+    if m.get("skipped_images"):
+        err.print(
+            f"note: {m['skipped_images']} unreadable image(s) skipped; train.log in the run's "
+            "artifacts folder names them (data.strict=true makes this an error)."
+        )
 
 
 @app.command()

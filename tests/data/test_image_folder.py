@@ -114,3 +114,9 @@ def test_truncated_image_body_is_skipped_after_header_probe(image_folder):
     b = load_data(_cfg(image_folder, val_fraction=0), seed=0)
     assert b.skipped == 2
     assert len(b.train) + len(b.test) == 14
+
+
+def test_train_tells_the_user_images_were_skipped(image_folder, cli):
+    proc = cli("train", "--dataset", "folder", "--data-dir", str(image_folder), "--model",
+               "B1FL4", "--epochs", "1", "--quiet", check=True)
+    assert "note: 1 unreadable image(s) skipped" in proc.stderr
