@@ -310,7 +310,20 @@ def report_cmd(
     from .report import write_report
 
     runs, group = collect_runs(_store(store), ids)
-    for path in write_report(runs, output, title=title, group=group).values():
+    detectors = [r for r in runs if r.get("kind") == "detect"]
+    if detectors and len(detectors) < len(runs):
+        raise ConvbenchError(
+            "Detection runs (AP) and classification runs (accuracy) measure different things: "
+            "give the ids of one kind per report."
+        )
+    if detectors:
+        from .detection.compare import write_detect_runs_report
+
+        html = write_detect_runs_report(runs, output, title=title)
+        paths = [html.with_suffix(s) for s in (".html", ".md", ".csv", ".json")]
+    else:
+        paths = list(write_report(runs, output, title=title, group=group).values())
+    for path in paths:
         out.print(f"wrote {path}")
 
 

@@ -159,3 +159,23 @@ def test_sigterm_stops_a_run_that_resume_finishes(workdir, pages, tiny_config):
     run = json.loads(done.stdout)
     assert run["id"] == run_id and run["status"] == "completed"
     assert run["metrics"]["iterations"] == 24
+
+
+def test_convbench_report_of_detection_runs_and_a_mixed_set(workdir, config_file, cli,
+                                                              tmp_path):
+    store = str(workdir / "mixed.db")
+    proc = detect("compare", str(config_file), "--variant", "model.backbone=resnet18",
+                  "--variant", "model.backbone=resnet18 train.lr=0.01", "--report", "m.html",
+                  "--store", store, "--json", "--quiet", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    run_ids = json.loads(proc.stdout)["run_ids"]
+    again = cli("report", *run_ids, "-o", "again.html", "--store", store, check=True)
+    assert "again.md" in again.stdout
+    html = (tmp_path / "again.html").read_text()  # the cli fixture runs in tmp_path
+    assert "Against the base case" in html and "resnet18 lr=0.01" in html
+    cli("train", "--dataset", "digits", "--model", "B1FL4", "--epochs", "1", "--quiet",
+        "--store", store, check=True)
+    classification = json.loads(cli("runs", "list", "--kind", "train", "--json", "--store",
+                                     store).stdout)[0]["id"]
+    mixed = cli("report", run_ids[0], classification, "--store", store)
+    assert mixed.returncode == 2 and "one kind per report" in mixed.stderr

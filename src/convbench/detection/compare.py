@@ -331,15 +331,26 @@ def _overlays(runs: list[dict], per_run: int = 2) -> str:
 
 
 def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
-    """Write the HTML report of a detection comparison group, from the store only, with the
-    summary table beside it as Markdown (``.md``), and raw numbers as ``.csv`` and ``.json``.
-    """
+    """Write the report of a detection comparison group, from the store only (see
+    :func:`write_detect_runs_report`)."""
     group = store.get_group(group_id)
     if group.get("kind") != "detect-compare":
         raise StoreError(f"Group {group_id} is a {group.get('kind')} group, not detect-compare.")
     runs = [store.get_run(i) for i in group["run_ids"]]
+    return write_detect_runs_report(
+        runs, path, title=group.get("name") or f"Detection comparison {group_id}",
+        subtitle=f"{len(runs)} runs · group {group_id}",
+        errors=(group.get("metrics") or {}).get("errors") or [])
+
+
+def write_detect_runs_report(runs: list[dict], path: str | Path, *, title: str,
+                             subtitle: str = "", errors: list[str] | None = None) -> Path:
+    """Write the HTML report of detection runs (store run dicts, with ``epochs``), with the
+    summary table beside it as Markdown (``.md``), and raw numbers as ``.csv`` and ``.json``.
+    """
     if not runs:
-        raise StoreError(f"Group {group_id} has no runs to report.")
+        raise StoreError("No detection runs to report.")
+    path = check_report_path(path)
     rows = [_summary_row(r) for r in runs]
     columns, shared = _summary_columns(rows)
     sections = [("Summary", table(columns, rows, BEST)
@@ -361,17 +372,14 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
     if plots:
         sections.append(("AP against cost", '<div class="grid">' + "".join(plots) + "</div>"))
     sections.append(("Sample predictions", _overlays(runs)))
-    errors = (group.get("metrics") or {}).get("errors") or []
     if errors:
         sections.append(("Failed variants", "".join(
             f'<p class="callout">{escape(e)}</p>' for e in errors)))
-    title = group.get("name") or f"Detection comparison {group_id}"
-    html = page(title, sections, subtitle=f"{len(runs)} runs · group {group_id}")
-    path = check_report_path(path)
+    html = page(title, sections, subtitle=subtitle or f"{len(runs)} runs")
     write_text(path.with_suffix(".md"), f"# {title}\n\n{table_markdown(columns, rows, BEST)}\n")
     raw = [_raw_row(run) for run in runs]
     write_text(path.with_suffix(".json"), json.dumps(
-        {"title": title, "group": group_id, "runs": raw}, indent=2, default=str) + "\n")
+        {"title": title, "runs": raw}, indent=2, default=str) + "\n")
     write_text(path.with_suffix(".csv"), _csv(raw))
     return write_text(path, html)
 
