@@ -11,6 +11,7 @@ stored config re-run with ``convbench train`` reproduces the run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -203,15 +204,27 @@ class RunConfig(_Section):
     measure: MeasureConfig = MeasureConfig()
 
 
+def error_text(error: dict[str, Any]) -> str:
+    """pydantic's message of one error, without the "Value error, " it puts before the text
+    our own validators raise.
+
+    >>> error_text({"msg": "Value error, max_lr must be above min_lr"})
+    'max_lr must be above min_lr'
+    """
+    return re.sub(r"^(Value error|Assertion failed), ", "", error["msg"])
+
+
 def config_error(err: ValidationError, source: str) -> ConfigError:
     """Turn pydantic's first validation error into a one-line :class:`ConfigError`."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         msg = f"{source}: unknown config field {loc!r}. Run `convbench config` to see every field."
+    elif not loc:  # a rule across fields: the message names them itself
+        msg = f"{source}: {error_text(first)}."
     else:
         value = first.get("input")
-        msg = f"{source}: {loc} = {value!r} is invalid: {first['msg']}."
+        msg = f"{source}: {loc} = {value!r} is invalid: {error_text(first)}."
     return ConfigError(msg)
 
 

@@ -39,6 +39,7 @@ def test_done_when_digits_blocks(cli):
     (["runs", "show", "deadbeef"], "runs list"),
     (["train", "--resume", "deadbeef"], "runs list"),
     (["train", "--device", "cuda:0", "--epochs", "1"], "cuda"),
+    (["lr-find", "--min-lr", "1", "--max-lr", "0.1"], "lr-find: max_lr (0.1) must be above"),
 ])
 def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
     proc = cli(*args)
@@ -46,6 +47,7 @@ def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
     assert "Traceback" not in proc.stderr
     assert needle.lower() in proc.stderr.lower()
     assert len(proc.stderr.strip().splitlines()) <= 3
+    assert "Value error" not in proc.stderr  # pydantic's wording, not ours
 
 
 def test_bad_yaml_is_a_clear_error(cli, tmp_path):

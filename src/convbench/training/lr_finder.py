@@ -118,8 +118,8 @@ def make_spec(**fields: Any) -> LRFindSpec:
         return LRFindSpec(**{k: v for k, v in fields.items() if v is not None})
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         first = err.errors()[0] if hasattr(err, "errors") else {"msg": str(err), "loc": ()}
-        where = ".".join(str(p) for p in first["loc"]) or "lr-find"
-        raise ConfigError(f"lr-find: {where}: {first['msg']}.") from None
+        where = "".join(f"{p}: " for p in first["loc"][:1])
+        raise ConfigError(f"lr-find: {where}{cfgmod.error_text(first)}.") from None
 
 
 def sweep_lrs(min_lr: float, max_lr: float, n: int, mode: str) -> list[float]:
