@@ -22,6 +22,7 @@ from pathlib import Path
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` to produce the file, then move it onto ``path`` atomically."""
     path = Path(path)

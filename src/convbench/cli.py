@@ -319,11 +319,10 @@ def report_cmd(
     if detectors:
         from .detection.compare import write_detect_runs_report
 
-        html = write_detect_runs_report(runs, output, title=title)
-        paths = [html.with_suffix(s) for s in (".html", ".md", ".csv", ".json")]
+        paths = write_detect_runs_report(runs, output, title=title)
     else:
-        paths = list(write_report(runs, output, title=title, group=group).values())
-    for path in paths:
+        paths = write_report(runs, output, title=title, group=group)
+    for path in paths.values():
         out.print(f"wrote {path}")
 
 

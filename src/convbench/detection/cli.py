@@ -285,9 +285,8 @@ def compare(
     out.print(table)
     for e in group["errors"]:
         err.print(f"failed: {e}", markup=False)
-    report_path = Path(group["report"])
-    for suffix in (".html", ".md", ".csv", ".json"):
-        out.print(f"wrote {report_path.with_suffix(suffix)}")
+    for path in group["report"].values():
+        out.print(f"wrote {path}")
 
 
 @app.command()

@@ -6,7 +6,7 @@ group (kind ``detect-compare``), and the report is built from the store alone.
 >>> group = compare_detectors("examples/detect-synth.yaml",
 ...                           [["model.backbone=resnet18"], ["model.backbone=vovnet19-lite"]],
 ...                           report="out/detect.html")              # doctest: +SKIP
->>> group["report"]                                                  # doctest: +SKIP
+>>> group["report"]["html"]                                          # doctest: +SKIP
 'out/detect.html'
 """
 
@@ -88,7 +88,8 @@ def compare_detectors(base: DetectConfig | dict | str | Path | None,
     group = store.get_group(group_id)
     group["errors"] = errors
     if report is not None:
-        group["report"] = str(write_detect_report(store, group_id, report))
+        group["report"] = {k: str(p) for k, p in
+                           write_detect_report(store, group_id, report).items()}
     return group
 
 
@@ -330,7 +331,7 @@ def _overlays(runs: list[dict], per_run: int = 2) -> str:
     return legend + '<div class="grid">' + "".join(cells) + "</div>"
 
 
-def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
+def write_detect_report(store: Store, group_id: str, path: str | Path) -> dict[str, Path]:
     """Write the report of a detection comparison group, from the store only (see
     :func:`write_detect_runs_report`)."""
     group = store.get_group(group_id)
@@ -344,9 +345,12 @@ def write_detect_report(store: Store, group_id: str, path: str | Path) -> Path:
 
 
 def write_detect_runs_report(runs: list[dict], path: str | Path, *, title: str,
-                             subtitle: str = "", errors: list[str] | None = None) -> Path:
+                             subtitle: str = "", errors: list[str] | None = None
+                             ) -> dict[str, Path]:
     """Write the HTML report of detection runs (store run dicts, with ``epochs``), with the
     summary table beside it as Markdown (``.md``), and raw numbers as ``.csv`` and ``.json``.
+    Returns the paths by kind (``html``, ``md``, ``csv``, ``json``), as classification
+    reports do.
     """
     if not runs:
         raise StoreError("No detection runs to report.")
@@ -376,12 +380,13 @@ def write_detect_runs_report(runs: list[dict], path: str | Path, *, title: str,
         sections.append(("Failed variants", "".join(
             f'<p class="callout">{escape(e)}</p>' for e in errors)))
     html = page(title, sections, subtitle=subtitle or f"{len(runs)} runs")
-    write_text(path.with_suffix(".md"), f"# {title}\n\n{table_markdown(columns, rows, BEST)}\n")
     raw = [_raw_row(run) for run in runs]
-    write_text(path.with_suffix(".json"), json.dumps(
-        {"title": title, "runs": raw}, indent=2, default=str) + "\n")
-    write_text(path.with_suffix(".csv"), _csv(raw))
-    return write_text(path, html)
+    texts = {"md": f"# {title}\n\n{table_markdown(columns, rows, BEST)}\n",
+             "json": json.dumps({"title": title, "runs": raw}, indent=2, default=str) + "\n",
+             "csv": _csv(raw)}
+    written = {kind: write_text(path.with_suffix(f".{kind}"), text)
+               for kind, text in texts.items()}
+    return {"html": write_text(path, html), **written}
 
 
 RAW_KEYS = [key for key, _ in SUMMARY_COLUMNS[3:]] + ["energy_method", "eval_time_s"]
