@@ -12,13 +12,13 @@ DEMO_ARGS ?=
 
 # The x86_64 torch wheel is a CUDA build: the venv takes about 6 GB. Say so up front rather
 # than letting pip die half-way with "No space left on device".
-NEED_GB ?= 7
+NEED_MB ?= 6500
 
 $(BIN)/convbench: pyproject.toml
-	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
-	if [ ! -x $(BIN)/python ] && [ "$$free" -lt $(NEED_GB) ]; then \
-	  echo "convbench set-up needs about $(NEED_GB) GB free here for .venv (PyTorch); only $$free GB free in $$(pwd)." >&2; \
-	  echo "Free some space (df -h .) or set NEED_GB=… to try anyway." >&2; exit 2; fi
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1024)}'); \
+	if [ ! -x $(BIN)/python ] && [ "$$free" -lt $(NEED_MB) ]; then \
+	  echo "convbench set-up needs about $(NEED_MB) MB free here for .venv (PyTorch); only $$free MB free in $$(pwd)." >&2; \
+	  echo "Free some space (df -h .) or set NEED_MB=… to try anyway." >&2; exit 2; fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
