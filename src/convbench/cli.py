@@ -200,13 +200,19 @@ def train(
 
 
 def _csv(text: str | None, what: str, cast=str) -> list:
+    """A comma-separated option as a list; given but empty, or with repeats, is an error."""
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
     try:
-        return [cast(t) for t in items]
+        values = [cast(t) for t in items]
     except ValueError:
+        values = None
+    if values is None or (text is not None and not values):
         raise ConfigError(
             f"--{what} {text!r}: expected a comma-separated list, e.g. --{what} 0,1,2."
-        ) from None
+        )
+    if len(set(values)) < len(values):
+        raise ConfigError(f"--{what} {text!r} names a value twice; each is used once.")
+    return values
 
 
 @app.command()
@@ -487,7 +493,9 @@ def lr_find_cmd(
     )
     rule_fields: dict[str, Any] = {"metric": metric} if metric else {}
     for item in rule or []:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--rule {item!r}: expected field=value, e.g. --rule start=0.2.")
         rule_fields[key.strip()] = cfgmod.parse_value(value.strip())
     spec = make_spec(
         min_lr=min_lr,
@@ -646,7 +654,7 @@ def search_cmd(
     ):
         if value is not None:
             overrides.append(f"{key}={value}")
-    if seeds:
+    if seeds is not None:
         overrides.append(f"search.seeds=[{','.join(map(str, _csv(seeds, 'seeds', int)))}]")
     if resume and (space or overrides):
         raise ConfigError(
@@ -720,6 +728,15 @@ def search_cmd(
         )
     for path in (result.get("report") or {}).values():
         out.print(f"wrote {path}")
+    if result.get("repeats"):
+        out.print(f"{result['repeats']} sampled trial(s) repeated an earlier configuration and "
+                  "reused its result instead of training again.")
+    if result.get("stopped_reason"):
+        err.print(f"stopped: {result['stopped_reason']}.", markup=False)
+    if result["status"] == "failed":
+        first = next((r.get("error") for r in result["rows"] if r.get("error")), None)
+        raise ConfigError(f"every trial of search {result['id']} failed"
+                          + (f"; the first: {first}" if first else "") + ".")
 
 
 @app.command()
@@ -750,6 +767,8 @@ def datasets(
 @app.command()
 def models(as_json: JsonOpt = False):
     """List the models, with parameter counts for 10 classes and 32×32 RGB input."""
+    from rich.markup import escape  # descriptions hold "pip install 'convbench[pretrained]'"
+
     from .models import list_models
 
     rows = list_models()
@@ -758,7 +777,8 @@ def models(as_json: JsonOpt = False):
     table = Table("name", "family", "params", "description")
     for r in rows:
         table.add_row(
-            r["name"], r.get("family", ""), fmt_value(r.get("params")), r.get("description", "")
+            r["name"], r.get("family", ""), fmt_value(r.get("params")),
+            escape(r.get("description", "")),
         )
     out.print(table)
     out.print(

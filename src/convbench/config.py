@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -138,6 +145,10 @@ class OptimConfig(_Section):
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
 
 
+# Schedules that move between optim.lr and schedule.max_lr, so bounds=auto can fill both.
+TWO_BOUND_SCHEDULES = ("triangular", "triangular2", "exp_range", "one-cycle", "onecycle")
+
+
 class ScheduleConfig(_Section):
     name: str = "constant"
     warmup_epochs: float = Field(0.0, ge=0)
@@ -161,6 +172,15 @@ class ScheduleConfig(_Section):
         if any(not 0 < m < 1 for m in v) or v != sorted(v):
             raise ValueError("milestones are increasing fractions of training between 0 and 1")
         return v
+
+    @model_validator(mode="after")
+    def _auto_bounds_need_two(self) -> ScheduleConfig:
+        if self.bounds == "auto" and self.name not in TWO_BOUND_SCHEDULES:
+            raise ValueError(
+                f"schedule.bounds=auto finds a lower and an upper LR, but schedule {self.name} "
+                "uses one: choose triangular, triangular2, exp_range or one-cycle (or run "
+                "`convbench lr-find` and pass its LR with --lr)")
+        return self
 
 
 class EarlyStopConfig(_Section):
@@ -214,13 +234,15 @@ def error_text(error: dict[str, Any]) -> str:
     return re.sub(r"^(Value error|Assertion failed), ", "", error["msg"])
 
 
-def config_error(err: ValidationError, source: str) -> ConfigError:
+def config_error(err: ValidationError, source: str, *, what: str = "config field",
+                 help: str = "Run `convbench config` to see every field.") -> ConfigError:
     """Turn pydantic's first validation error into a one-line :class:`ConfigError`."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
-        msg = f"{source}: unknown config field {loc!r}. Run `convbench config` to see every field."
-    elif not loc:  # a rule across fields: the message names them itself
+        msg = f"{source}: unknown {what} {loc!r}. {help}"
+    elif not loc or isinstance(first.get("input"), dict):
+        # a rule across fields (of the whole config or of one section): it names them itself
         msg = f"{source}: {error_text(first)}."
     else:
         value = first.get("input")

@@ -40,6 +40,13 @@ def test_done_when_digits_blocks(cli):
     (["train", "--resume", "deadbeef"], "runs list"),
     (["train", "--device", "cuda:0", "--epochs", "1"], "cuda"),
     (["lr-find", "--min-lr", "1", "--max-lr", "0.1"], "lr-find: max_lr (0.1) must be above"),
+    (["lr-find", "--rule", "foo=1"], "unknown field 'rule.foo'"),
+    (["lr-find", "--rule", "start"], "expected field=value"),
+    (["lr-find", "--seeds", ""], "comma-separated"),
+    (["train", "--schedule", "bogus", "--epochs", "1"], "Known: constant, cosine"),
+    # one LR cannot hold two bounds: refused, not trained at the lower bound
+    (["train", "--schedule", "cosine", "--set", "schedule.bounds=auto"], "uses one"),
+    (["compare", "--models", "B2FL4", "--seeds", "0,0"], "twice"),
 ])
 def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
     proc = cli(*args)

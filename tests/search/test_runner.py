@@ -49,3 +49,14 @@ def test_tpe_only_where_it_samples():
     assert isinstance(make_sampler(spec, "audit", 1, 2), optuna.samplers.RandomSampler)
     assert isinstance(make_sampler(_spec("random"), "train", 1, 1),
                       optuna.samplers.RandomSampler)
+
+
+def test_a_trial_is_never_pruned_at_its_last_epoch():
+    from convbench.search.trials import pruning_hook
+
+    # This pruner prunes every value below 0.99: the hook must still let the last epoch end.
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.ThresholdPruner(lower=0.99))
+    hook = pruning_hook(study.ask(), last_epoch=3)
+    assert hook(1, {"val_accuracy": 0.5}) is True
+    assert hook(3, {"val_accuracy": 0.5}) is False

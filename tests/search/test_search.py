@@ -64,9 +64,13 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
                     "Winning config", "no convergence"):
         assert heading in html
     assert json.loads((tmp_path / "out" / "search.json").read_text())["id"] == group["id"]
-    # The winner's YAML reproduces its run with `convbench train` (same seed, same numbers).
-    proc = cli("train", "out/search-winner.yaml", "--set", "train.threads=1", "--json",
-               "--store", "again.db", check=True)
+    # Adam against plain SGD decides everything here; the model barely matters.
+    importance = summary["importance"]
+    assert importance["optim.name"] > importance["model.name"]
+    # The winner's YAML reproduces its run with `convbench train` as it is (same seed, same
+    # threads, same numbers).
+    assert cfg["train"]["threads"] == 1
+    proc = cli("train", "out/search-winner.yaml", "--json", "--store", "again.db", check=True)
     assert json.loads(proc.stdout)["metrics"]["best_val_accuracy"] == winner["val"]
 
 
@@ -120,12 +124,77 @@ def test_time_budget_stops_and_resume_finishes(store_url, space):
     assert done["status"] == "completed" and done["winner"] is not None
 
 
-def test_bad_space_is_a_one_line_error(cli, tmp_path):
-    path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}},
-                             "params": {"model.name": ["B2FL4", "nosuchnet"]}})
-    proc = cli("search", str(path), "--store", "runs.db")
-    assert proc.returncode == 2
-    assert "nosuchnet" in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+@pytest.mark.parametrize("params, options, message", [
+    ({"model.name": ["B2FL4", "nosuchnet"]}, [], "nosuchnet"),
+    # random strategy: every choice is checked up front, not when a trial draws it
+    ({"model.name": ["B2FL4"], "optim.name": ["adam", "adamm"]}, ["--strategy", "random"],
+     "Unknown optimizer 'adamm'"),
+    ({"schedule.name": ["cosine", "bogus"]}, [], "Unknown schedule 'bogus'"),
+    ({"optim.lr": {"low": 1e-3, "high": 1e-2, "step": -1e-3}}, ["--strategy", "random"],
+     "step"),
+    ({"model.name": ["B2FL4"]}, ["--audit-sample", "-1"], "--audit-sample -1"),
+    ({"model.name": ["B2FL4"]}, ["--time-budget", "-5"], "--time-budget -5"),
+    ({"model.name": ["B2FL4"]}, ["--seeds", "0,0"], "twice"),
+    ({"model.name": ["B2FL4"]}, ["--seeds", ""], "comma-separated"),
+])
+def test_bad_space_is_a_one_line_error(cli, tmp_path, params, options, message):
+    path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}}, "params": params})
+    proc = cli("search", str(path), "--store", "runs.db", *options)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    assert "Traceback" not in proc.stderr
+    # nothing trained
+    assert not (tmp_path / "runs.db").exists() or Store(str(tmp_path / "runs.db")).list_runs() == []
+
+
+def test_random_repeats_reuse_results_and_a_resume_draws_anew(store_url, space, monkeypatch):
+    from convbench.search import runner
+
+    # Two configurations, six random trials: repeats take the earlier result, untrained.
+    spec = space(params={"model.name": ["B2FL4"], "optim.name": ["adam", "sgd"]},
+                 search={"strategy": "random", "trials": 6, "epochs": 1})
+    result = search(spec, store=store_url)
+    runs = Store(store_url).list_runs(group_id=result["id"])
+    assert len(runs) == len(result["rows"]) == 2
+    assert result["repeats"] == 4 and result["compute"]["used"]["epochs"] == 2
+
+    # A float range never repeats by chance; interrupted after two trials and resumed, the
+    # search must not replay the first start's draws.
+    spec = space(params={"model.name": ["B2FL4"],
+                         "optim.lr": {"low": 1e-4, "high": 1e-2, "log": True}},
+                 search={"strategy": "random", "trials": 5, "epochs": 1})
+    real, calls = runner.execute, []
+
+    def interrupted(ctx, trial):
+        calls.append(trial.number)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(ctx, trial)
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        search(spec, store=store_url)
+    monkeypatch.setattr(runner, "execute", real)
+    gid = Store(store_url).list_groups(kind="search")[0]["id"]
+    done = search(resume=gid, store=store_url)
+    assert done["status"] == "completed" and len(done["rows"]) == 5
+    study = get_study(open_storage(Store(store_url)), gid, "train")
+    lrs = [t.params["optim.lr"] for t in trials(study, (TrialState.COMPLETE,))]
+    assert len(lrs) == 5 and len(set(lrs)) == 5
+
+
+def test_a_search_whose_every_trial_failed_says_so(store_url, space, monkeypatch):
+    from convbench.search import runner
+
+    def broken(ctx, trial):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner, "execute", broken)
+    spec = space(params={"model.name": ["B2FL4"], "optim.name": ["adam", "sgd"]},
+                 search={"strategy": "grid", "epochs": 1})
+    result = search(spec, store=store_url)
+    assert result["status"] == "failed"
+    assert all("boom" in r["status"] for r in result["rows"])
 
 
 def _completed_screen_trials(db):

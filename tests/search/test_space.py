@@ -45,11 +45,23 @@ def test_ranges_parse_as_int_or_float_and_log():
     ({"params": {"model.blocks": [2]}, "search": {"strategy": "screen"}}, "max_lr above lr"),
     ({"serch": {}}, "unknown field 'serch'"),
     ({"search": {"strategy": "screen", "pruner": {"name": "asha"}}}, "its own pruner"),
+    ({"params": {"optim.lr": {"low": 1e-3, "high": 1e-2, "step": 0}},
+      "search": {"strategy": "random"}}, "step"),
+    ({"params": {"model.blocks": [2]}, "search": {"seeds": [0, 0]}}, "listed twice"),
+    ({"params": {"model.blocks": [2]}, "screen": {"seeds": [1, 1]}}, "listed twice"),
 ])
 def test_user_errors_are_one_line_config_errors(data, message):
     with pytest.raises(ConfigError, match=message) as info:
         sp.parse({"base": {"data": {"dataset": "digits"}}, **data})
     assert "\n" not in str(info.value)
+    assert len(str(info.value)) < 300  # no dump of a whole section
+    assert "Value error" not in str(info.value)
+
+
+def test_close_values_get_distinct_labels():
+    assert sp.label_of({"optim.lr": 0.00252}) != sp.label_of({"optim.lr": 0.00322})
+    assert sp.label_of({"optim.lr": 0.00252}) == "lr=2.5e-3"
+    assert sp.label_of({"optim.lr": 1e-4}) == "lr=1e-4"
 
 
 def test_labels_and_groups():
@@ -76,5 +88,8 @@ def test_overrides_and_load(tmp_path):
     spec = sp.load(path, ["search.strategy=random", "search.trials=5", "screen.seeds=[0]"])
     assert spec.search.strategy == "random" and spec.search.trials == 5
     assert spec.screen.seeds == [0]
+    # Under params the rest of the key is one (dotted) parameter name.
+    spec = sp.load(path, ["params.model.blocks=[3]"])
+    assert spec.params == {"model.blocks": [3]}
     with pytest.raises(ConfigError, match="not found"):
         sp.load(tmp_path / "missing.yaml")

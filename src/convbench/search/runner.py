@@ -52,7 +52,7 @@ from .storage import (
     waiting,
 )
 from .summary import collect
-from .trials import Context, bounds_of, execute
+from .trials import Context, Repeated, bounds_of, execute
 
 DEFAULT_TRIALS = 20
 
@@ -125,7 +125,9 @@ def worker(store_url: str, group_id: str, phase: str, deadline: float | None,
     spec = sp.parse(store.get_group(group_id)["config"]["spec"], source=f"search {group_id}")
     storage = open_storage(store, create=False)
     probe = get_study(storage, group_id, phase)
-    salt = index + 1 + 1000 * len(trials(probe))
+    # Trials already started or finished, not the queued slots: those are as many at a resume
+    # as at the first start, and a salt made from them replayed the first start's draws.
+    salt = index + 1 + 1000 * (len(trials(probe)) - waiting(probe))
     study = get_study(storage, group_id, phase, sampler=make_sampler(spec, phase, salt, workers),
                       pruner=make_pruner(spec, phase))
     # Runs train silently (progress bars of parallel runs would garble); `quiet` is for the
@@ -140,6 +142,9 @@ def worker(store_url: str, group_id: str, phase: str, deadline: float | None,
         except optuna.TrialPruned as why:
             study.tell(trial, state=TrialState.PRUNED)
             _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: {why}")
+        except Repeated as same:
+            study.tell(trial, same.value)
+            _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: {same}")
         except (KeyboardInterrupt, Stopped):
             # The run is marked stopped and the trial stays RUNNING: `--resume` re-queues it.
             if _IN_POOL:  # the pool would catch the exception and keep the process waiting
@@ -275,22 +280,33 @@ def _load_spec(space: Any, overrides: list[str] | None) -> sp.SearchSpec:
     if isinstance(space, sp.SearchSpec):
         return space
     if isinstance(space, dict):
-        from .. import config as cfgmod
-        data = dict(space)
-        for item in overrides or []:
-            key, _, text = item.partition("=")
-            cfgmod.set_path(data, key.strip(), cfgmod.parse_value(text.strip()))
-        return sp.parse(data)
+        return sp.parse(sp.override(space, overrides))
     if space is None:
         raise SearchError("Give a search-space YAML (see docs/search.md) or --resume ID.")
     return sp.load(space, overrides)
 
 
 def _check_names(spec: sp.SearchSpec) -> None:
-    """Unknown model names etc. fail before any training starts."""
-    points = sp.grid(spec) if spec.search.strategy in ("grid", "screen") else [{}]
+    """Unknown model, optimiser or schedule names fail before any training starts: every
+    choice (and both ends of every range) on its own, and every grid point as a whole."""
+    points: list[dict] = [{}]
+    for p in sp.params_of(spec):
+        points += [{p.name: v} for v in (p.choices if p.is_choice else [p.low, p.high])]
+    if spec.search.strategy in ("grid", "screen"):
+        points += sp.grid(spec)
     for point in points:
         prepare_config(sp.run_config(spec, point))
+
+
+def _check_options(workers: int, audit_sample: int | None, time_budget_s: float | None) -> None:
+    if workers < 1:
+        raise SearchError("--workers must be at least 1.")
+    if audit_sample is not None and audit_sample < 1:
+        raise SearchError(f"--audit-sample {audit_sample}: give a number of configurations "
+                          "(1 or more), or leave it out to audit every discarded one.")
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise SearchError(f"--time-budget {time_budget_s:g}: give seconds above 0, or leave it "
+                          "out for no time limit.")
 
 
 def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
@@ -307,8 +323,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     """
     say = echo or (lambda text: None)
     store = store if isinstance(store, Store) else Store(store)
-    if workers < 1:
-        raise SearchError("--workers must be at least 1.")
+    _check_options(workers, audit_sample, time_budget_s)
     if resume:
         group = find_search(store, resume)
         gid = group["id"]
@@ -324,17 +339,25 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         say(f"search {gid}: strategy {spec.search.strategy}, pruner {spec.search.pruner.name}")
     audit_on = audit if audit is not None else bool(meta.get("audit") or spec.audit.enabled)
     sample = audit_sample or meta.get("audit_sample") or spec.audit.sample
-    budget = time_budget_s or meta.get("time_budget_s") or spec.search.time_budget_s
+    used = float(meta.get("elapsed_s") or 0.0)
+    if time_budget_s:  # given now: this much more time, from now
+        budget, deadline = used + time_budget_s, time.time() + time_budget_s
+    else:  # the stored budget: what is left of it
+        budget = meta.get("time_budget_s") or spec.search.time_budget_s
+        deadline = time.time() + max(0.0, budget - used) if budget else None
+    # Threads per run are fixed when the search starts: a resume with another --workers
+    # would otherwise time its trainings under other conditions than the first start's, and
+    # the compute compared (and the winner's YAML) would not match.
+    threads = meta["threads"] if "threads" in meta else \
+        (max(1, available_cores() // workers) if workers > 1 else None)
     store.update_group(gid, status="running", metrics={
-        "audit": audit_on, "audit_sample": sample, "time_budget_s": budget, "workers": workers})
+        "audit": audit_on, "audit_sample": sample, "time_budget_s": budget, "workers": workers,
+        "threads": threads})
     storage = open_storage(store)
     studies = {phase: get_study(storage, gid, phase) for phase in PHASES}
     requeued = sum(requeue_orphans(storage, s) for s in studies.values())
     if requeued:
         say(f"re-queued {requeued} trial(s) a killed worker had left unfinished")
-    used = float(meta.get("elapsed_s") or 0.0)
-    deadline = time.time() + max(0.0, budget - used) if budget else None
-    threads = max(1, available_cores() // workers) if workers > 1 else None
     started = time.time()
 
     pool = make_pool(workers)
@@ -357,6 +380,11 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
             pool.shutdown(wait=True, cancel_futures=True)
     store.update_group(gid, metrics={"elapsed_s": used + time.time() - started})
     summary = collect(store, storage, spec, gid)
+    if status == "stopped" and budget:
+        summary["stopped_reason"] = (f"time budget of {budget:g} s used; continue with "
+                                     f"`convbench search --resume {gid} --time-budget S`")
+    elif summary["rows"] and all(r["status"].startswith("failed") for r in summary["rows"]):
+        status = "failed"
     summary["status"] = status
     store.update_group(gid, status=status, metrics={"summary": summary})
     if report:

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .. import config as cfgmod
 from ..config import RunConfig
@@ -29,6 +29,12 @@ from ..training.lr_finder import BoundsRule
 
 # A joint parameter sets several fields from one choice: `lr_range: [[1e-4, 1e-2], ...]`.
 ALIASES = {"lr_range": ("optim.lr", "schedule.max_lr")}
+
+
+def _distinct(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) < len(seeds):
+        raise ValueError("a seed is listed twice; each seed is run once")
+    return seeds
 
 
 class _Section(BaseModel):
@@ -67,6 +73,8 @@ class ScreenConfig(_Section):
     bounds: BoundsRule = BoundsRule()
     schedule: str = Field("triangular2", description="schedule of the full training")
 
+    _seeds = field_validator("seeds")(_distinct)
+
 
 class AuditConfig(_Section):
     """Also train the discarded (or pruned) configurations in full, to measure the heuristic."""
@@ -85,6 +93,8 @@ class SearchConfig(_Section):
     aggregate: Literal["median", "mean"] = "median"
     time_budget_s: float | None = Field(None, gt=0)
     sampler_seed: int = 0
+
+    _seeds = field_validator("seeds")(_distinct)
 
 
 class SearchSpec(_Section):
@@ -176,6 +186,12 @@ def parse_param(name: str, value: Any) -> Param:
             raise ConfigError(f"{where}: type must be int or float, not {kind!r}.")
         if value.get("log") and low <= 0:
             raise ConfigError(f"{where}: a log range needs low > 0.")
+        step = value.get("step")
+        if step is not None and (not isinstance(step, int | float) or step <= 0):
+            raise ConfigError(f"{where}: step ({step!r}) must be a number above 0.")
+        if step is not None and value.get("log"):
+            raise ConfigError(f"{where}: a log range takes no step (Optuna samples it "
+                              "continuously); drop one of them.")
         return Param(name=name, paths=paths, low=low, high=high, log=bool(value.get("log")),
                      step=value.get("step"), integer=kind == "int")
     return Param(name=name, paths=paths, choices=[value])
@@ -191,12 +207,8 @@ def parse(data: dict[str, Any], source: str = "search space") -> SearchSpec:
     try:
         spec = SearchSpec.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown field {loc!r} (see docs/search.md).") from None
-        raise ConfigError(f"{source}: {loc} = {first.get('input')!r} is invalid: "
-                          f"{first['msg']}.") from None
+        raise cfgmod.config_error(err, source, what="field",
+                                  help="docs/search.md lists the fields.") from None
     params = params_of(spec)
     base_config(spec)
     for p in params:
@@ -228,13 +240,27 @@ def parse(data: dict[str, Any], source: str = "search space") -> SearchSpec:
 
 def load(path: str | Path, overrides: list[str] | None = None) -> SearchSpec:
     """Load a search-space YAML; ``overrides`` are ``dotted.key=value`` like ``--set``."""
-    data = cfgmod.load_yaml(path)
+    return parse(override(cfgmod.load_yaml(path), overrides), source=str(path))
+
+
+def override(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``dotted.key=value`` overrides to a space mapping. Under ``params`` the rest of
+    the key is one parameter's name, dots and all: ``params.model.blocks=[2,4]``.
+
+    >>> override({"params": {"model.blocks": [2, 3, 4]}}, ["params.model.blocks=[2,4]"])
+    {'params': {'model.blocks': [2, 4]}}
+    """
+    data = dict(data)
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set screen.epochs=4.")
-        key, text = item.split("=", 1)
-        cfgmod.set_path(data, key.strip(), cfgmod.parse_value(text.strip()))
-    return parse(data, source=str(path))
+        key, text = (part.strip() for part in item.split("=", 1))
+        value = cfgmod.parse_value(text)
+        if key.startswith("params."):
+            data["params"] = {**(data.get("params") or {}), key[len("params."):]: value}
+        else:
+            cfgmod.set_path(data, key, value)
+    return data
 
 
 def base_config(spec: SearchSpec) -> RunConfig:
@@ -288,9 +314,12 @@ def key_of(point: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, float) and 0 < abs(value) < 1e-2:
+        # Two significant digits: 0.00252 and 0.00322 must not both read "3e-3".
+        mantissa, exp = f"{value:.1e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"
     if isinstance(value, float):
-        return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e") if value < 1e-2 \
-            else f"{value:g}"
+        return f"{value:.3g}"
     if isinstance(value, list):
         return "–".join(_short(v) for v in value)
     return str(value)

@@ -41,7 +41,10 @@ def correlations(early: list[float], final: list[float]) -> dict[str, float | No
 
 
 def _live(study: optuna.Study) -> list[FrozenTrial]:
-    return [t for t in trials(study) if not t.user_attrs.get("orphaned")]
+    """The trials that did work: not orphans (re-queued) and not repeats of an earlier
+    configuration (which reuse its results and would only overwrite its row)."""
+    return [t for t in trials(study) if not t.user_attrs.get("orphaned")
+            and "duplicate_of" not in t.user_attrs]
 
 
 def _state(t: FrozenTrial) -> str:
@@ -178,6 +181,7 @@ def collect(store: Store, storage: Any, spec: sp.SearchSpec, gid: str) -> dict[s
         "rows": ordered, "winner": winner, "audit": _audit(rows, winner),
         "compute": _compute(rows, costs), "importance": _importance(spec, studies),
         "counts": _counts(rows), "spec": spec.model_dump(mode="json"),
+        "repeats": sum("duplicate_of" in t.user_attrs for t in trials(studies["train"])),
         "elapsed_s": (group.get("metrics") or {}).get("elapsed_s"),
     }
 
@@ -214,7 +218,6 @@ def _winner(store: Store, spec: sp.SearchSpec, rows: dict[str, dict],
     run = store.get_run(best["train_runs"][0])
     cfg = dict(run["config"])
     cfg["name"] = f"{spec.name or 'search'}-winner"
-    cfg["train"] = {**cfg["train"], "threads": None}
     return {"key": best["key"], "label": best["label"], "point": best.get("point"),
             "val": best["final"], "val_stats": best.get("final_stats"), "test": tests,
             "runs": best["train_runs"], "config": cfg,
@@ -275,7 +278,11 @@ def _importance(spec: sp.SearchSpec, studies: dict[str, optuna.Study]) -> dict[s
     if len(done) < 3 or not varied:
         return {}
     try:
-        imp = optuna.importance.get_param_importances(study, params=[p.name for p in varied])
+        # fANOVA, seeded: Optuna 5's default (PED-ANOVA) gives every parameter the same share
+        # on the few dozen trials a search here has.
+        imp = optuna.importance.get_param_importances(
+            study, params=[p.name for p in varied],
+            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return {}
     return {k: (v if math.isfinite(v) else 0.0) for k, v in imp.items()}

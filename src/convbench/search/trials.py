@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from ..store import Store
 from ..training import train
@@ -107,7 +108,8 @@ def peers(ctx: Context, trial: optuna.Trial, group: str) -> list[float | None]:
     """Early scores of the other screened trials of the same group (online discard rule)."""
     return [t.user_attrs.get("early") for t in trials(trial.study)
             if t.number != trial.number and t.user_attrs.get("group") == group
-            and "early" in t.user_attrs and not t.user_attrs.get("orphaned")]
+            and "early" in t.user_attrs and not t.user_attrs.get("orphaned")
+            and "duplicate_of" not in t.user_attrs]
 
 
 # ----- full training -----------------------------------------------------------------------
@@ -122,13 +124,15 @@ def final_score(run: dict) -> float | None:
     return max(vals) if vals else (0.0 if run["status"] in ("diverged", "completed") else None)
 
 
-def pruning_hook(trial: optuna.Trial) -> EpochHook:
+def pruning_hook(trial: optuna.Trial, last_epoch: int) -> EpochHook:
+    """Report each epoch's validation accuracy; prune when the pruner says so, but never at
+    the last epoch (the trial has finished training: pruning it would only lose its score)."""
     def hook(epoch: int, row: dict) -> bool:
         value = row.get("val_accuracy")
         if value is None or not math.isfinite(value):
             return False
         trial.report(value, epoch)
-        return trial.should_prune()
+        return epoch < last_epoch and trial.should_prune()
 
     return hook
 
@@ -172,7 +176,8 @@ def train_all(ctx: Context, trial: optuna.Trial, point: Point, origin: int,
     for i, seed in enumerate(spec.search.seeds):
         name = run_name(label_of(point), ctx.phase, origin, seed)
         cfg = train_config(ctx, point, bounds, seed, name)
-        run = _train_or_resume(ctx, name, cfg, pruning_hook(trial) if prunable and i == 0 else None)
+        hook = pruning_hook(trial, spec.full_epochs) if prunable and i == 0 else None
+        run = _train_or_resume(ctx, name, cfg, hook)
         runs.append(run)
         trial.set_user_attr("train_runs", [r["id"] for r in runs])
         if run["status"] == "stopped" or run["metrics"].get("pruned"):
@@ -198,6 +203,8 @@ def execute(ctx: Context, trial: optuna.Trial) -> float:
     for k, v in {"key": key_of(point), "label": label_of(point), "point": point,
                  "group": group}.items():
         trial.set_user_attr(k, v)
+    if ctx.phase == "train" and ctx.spec.search.strategy in ("random", "tpe"):
+        reuse_earlier(trial)
     if ctx.phase == "screen":
         result = screen(ctx, trial, point, origin)
         return result["early"] if result["early"] is not None else 0.0
@@ -211,6 +218,31 @@ def execute(ctx: Context, trial: optuna.Trial) -> float:
             raise optuna.TrialPruned(reason)
         bounds = bounds_of(result)
     return train_all(ctx, trial, point, origin, bounds)
+
+
+class Repeated(Exception):
+    """A sampled configuration that an earlier trial already trained: its value is reused."""
+
+    def __init__(self, earlier: FrozenTrial):
+        super().__init__(f"same configuration as #{earlier.number}; not trained again")
+        self.value = earlier.value
+
+
+def reuse_earlier(trial: optuna.Trial) -> None:
+    """Random and TPE sampling draw with replacement, so on a space of choices they repeat
+    configurations. A repeat takes the earlier trial's results instead of training again
+    (raising :class:`Repeated`, or ``TrialPruned`` if the earlier one was pruned)."""
+    key = trial.user_attrs["key"]
+    for t in trials(trial.study, (TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.number == trial.number or t.user_attrs.get("key") != key:
+            continue
+        for k, v in t.user_attrs.items():
+            if k not in ("slot", "origin", "duplicate_of"):
+                trial.set_user_attr(k, v)
+        trial.set_user_attr("duplicate_of", t.number)
+        if t.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(f"same configuration as #{t.number}, which was pruned")
+        raise Repeated(t)
 
 
 def bounds_of(result: dict[str, Any]) -> list[float]:

@@ -32,9 +32,9 @@ from ..store import Store
 from .augment import BatchPrep
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
 from .device import amp_dtype, autocast, environment, select_device, set_threads
-from .optim import make_optimizer
+from .optim import OPTIMIZERS, make_optimizer
 from .progress import Progress
-from .schedules import make_schedule
+from .schedules import SCHEDULES, make_schedule
 
 LAST, BEST = "last.pt", "best.safetensors"
 
@@ -397,6 +397,9 @@ def prepare_config(config: RunConfig | dict | str | Path) -> RunConfig:
         cfg = cfgmod.build(config)
     else:
         cfg = config
+    # Unknown optimiser or schedule names fail here, before data is loaded or a run stored.
+    OPTIMIZERS.get(cfg.optim.name)
+    SCHEDULES.get(cfg.schedule.name)
     return cfg.model_copy(update={"model": resolve(cfg.model)})
 
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .. import config as cfgmod
 from ..config import RunConfig
@@ -116,10 +116,9 @@ def make_spec(**fields: Any) -> LRFindSpec:
     """
     try:
         return LRFindSpec(**{k: v for k, v in fields.items() if v is not None})
-    except ValueError as err:  # pydantic's ValidationError is a ValueError
-        first = err.errors()[0] if hasattr(err, "errors") else {"msg": str(err), "loc": ()}
-        where = "".join(f"{p}: " for p in first["loc"][:1])
-        raise ConfigError(f"lr-find: {where}{cfgmod.error_text(first)}.") from None
+    except ValidationError as err:
+        raise cfgmod.config_error(err, "lr-find", what="field",
+                                  help="docs/lr-find.md lists the rule's fields.") from None
 
 
 def sweep_lrs(min_lr: float, max_lr: float, n: int, mode: str) -> list[float]:

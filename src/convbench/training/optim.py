@@ -16,9 +16,7 @@ import torch
 from ..config import OptimConfig
 from ..registry import Registry
 
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry(
-    "optimizer", listing="convbench train --help"
-)
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
 
 
 @OPTIMIZERS.register("sgd")

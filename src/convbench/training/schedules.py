@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 LrFn = Callable[[int], float]
-SCHEDULES: Registry[Callable[..., LrFn]] = Registry("schedule", listing="convbench schedules")
+SCHEDULES: Registry[Callable[..., LrFn]] = Registry("schedule")
 
 
 @SCHEDULES.register("constant")
