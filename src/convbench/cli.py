@@ -36,6 +36,14 @@ SetOpt = Annotated[
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (optional).")]
 DatasetOpt = Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")]
 DataDirOpt = Annotated[str | None, typer.Option(help="Where the data set's files are.")]
+DownloadOpt = Annotated[
+    bool,
+    typer.Option(
+        "--download",
+        help="Fetch a missing data set (mnist, fashion-mnist, cifar10/100) from its official "
+        "source into the cache (needs a network).",
+    ),
+]
 EpochsOpt = Annotated[int | None, typer.Option(help="Training epochs.")]
 BatchOpt = Annotated[int | None, typer.Option(help="Batch size (default 32).")]
 LrOpt = Annotated[float | None, typer.Option(help="Learning rate (lower bound of cyclical).")]
@@ -48,11 +56,13 @@ ScheduleOpt = Annotated[
 ]
 
 
-def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule) -> dict:
+def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule,
+                   download=False) -> dict:
     """The flags `train` and `compare` share, as dotted config paths."""
     return {
         "data.dataset": dataset,
         "data.data_dir": data_dir,
+        "data.download": True if download else None,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "optim.lr": lr,
@@ -142,6 +152,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, order).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
     data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
     sets: SetOpt = None,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     resume: Annotated[
@@ -169,7 +180,8 @@ def train(
         cfg = build_config(
             config_file,
             {
-                **training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
+                **training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule,
+                               download),
                 "model.name": model,
                 "train.seed": seed,
                 "train.device": device,
@@ -177,13 +189,17 @@ def train(
             },
             sets,
         )
+    s = _store(store)
     try:
-        run = run_training(cfg, store=_store(store), quiet=quiet or as_json, resume=resume)
-    except (KeyboardInterrupt, Stopped):
-        err.print(
-            "Stopped. The last finished epoch is checkpointed: continue with "
-            "`convbench train --resume RUN_ID` (`convbench runs list` shows the id)."
-        )
+        run = run_training(cfg, store=s, quiet=quiet or as_json, resume=resume)
+    except (KeyboardInterrupt, Stopped) as stop:
+        rid = getattr(stop, "run_id", None)
+        if rid and s.get_run(rid).get("epochs"):
+            err.print(f"Stopped. The last finished epoch is checkpointed: continue with "
+                      f"`convbench train --resume {rid}`.", markup=False)
+        else:
+            err.print("Stopped before the first epoch finished: nothing to resume; start the "
+                      "run again.")
         raise typer.Exit(130) from None
     if as_json:
         print_json(dict(run))
@@ -234,6 +250,7 @@ def compare(
         ),
     ] = None,
     data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
     sets: SetOpt = None,
     workers: Annotated[
         int,
@@ -258,7 +275,8 @@ def compare(
 
     base = build_config(
         config_file,
-        training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule),
+        training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule,
+                               download),
         sets,
     )
     names = _csv(models, "models")
@@ -315,7 +333,7 @@ def report_cmd(
     from .compare import collect_runs
     from .report import write_report
 
-    runs, group = collect_runs(_store(store), ids)
+    runs, group = collect_runs(_store(store, existing=True), ids)
     detectors = [r for r in runs if r.get("kind") == "detect"]
     if detectors and len(detectors) < len(runs):
         raise ConvbenchError(
@@ -339,14 +357,27 @@ def runs_list(
     kind: Annotated[str | None, typer.Option(help="train, svm, detect, …")] = None,
     status: Annotated[str | None, typer.Option(help="completed, failed, …")] = None,
 ):
-    """List stored runs, newest first."""
+    """List stored runs, newest first (`convbench runs groups` lists comparisons and searches)."""
     from .report.summary import model_name
+    from .store.store import RUN_STATUSES
 
-    runs = _store(store).list_runs(kind=kind, status=status)
+    if status is not None and status not in RUN_STATUSES:
+        raise ConfigError(f"--status {status!r}: expected one of {', '.join(RUN_STATUSES)}.")
+    s = _store(store, existing=True)
+    runs = s.list_runs(kind=kind, status=status)
     if as_json:
         return print_json(runs)
+    if not runs:
+        kinds = sorted({r.get("kind") or "" for r in s.list_runs()})
+        if not kinds:
+            return out.print("No runs yet. Start one with `convbench train`.")
+        if kind is not None and kind not in kinds:
+            raise ConfigError(f"--kind {kind!r}: this store holds runs of kind "
+                              f"{', '.join(kinds)}.")
+        return out.print("No runs match these filters.")
     table = Table(
-        "id", "name", "kind", "status", "dataset", "model", "epochs", "test acc / AP", "started"
+        "id", "name", "kind", "status", "dataset", "model", "epochs", "test acc / AP",
+        "started", "group",
     )
     for r in runs:
         c, m = r.get("config") or {}, r.get("metrics") or {}
@@ -361,8 +392,29 @@ def runs_list(
             fmt_value(m.get("epochs_run", m.get("epochs"))),
             _quality(m),
             (r.get("started_at") or "")[:19],
+            (r.get("group_id") or "")[:8],
         )
-    out.print(table if runs else "No runs yet. Start one with `convbench train`.")
+    out.print(table)
+
+
+@runs_app.command("groups")
+def runs_groups(
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    kind: Annotated[
+        str | None, typer.Option(help="compare, search or detect-compare.")
+    ] = None,
+):
+    """List comparisons and searches, newest first: their ids give `convbench report ID`."""
+    groups = _store(store, existing=True).list_groups(kind=kind)
+    if as_json:
+        return print_json(groups)
+    table = Table("id", "kind", "name", "status", "runs", "created")
+    for g in groups:
+        table.add_row(g["id"], g.get("kind") or "", g.get("name") or "", g["status"],
+                      str(len(g.get("run_ids") or [])), (g.get("created_at") or "")[:19])
+    out.print(table if groups else "No comparisons or searches yet. Start one with "
+              "`convbench compare`.")
 
 
 def _quality(metrics: dict) -> str:
@@ -379,11 +431,33 @@ def runs_show(
     as_json: JsonOpt = False,
 ):
     """Show one run: status, config, final metrics and the per-epoch table."""
-    s = _store(store)
+    from .report.summary import model_name
+
+    s = _store(store, existing=True)
     run = s.get_run(s.resolve_id(run_id))
     if as_json:
         return print_json(run)
     show_run_summary(run)
+    c = run.get("config") or {}
+    setting = [
+        f"{name} {value}"
+        for name, value in (
+            ("data", (c.get("data") or {}).get("dataset") or (c.get("data") or {}).get("source")),
+            ("model", model_name(run) if c else None),
+            ("epochs", (c.get("train") or {}).get("epochs")),
+            ("iterations", (c.get("train") or {}).get("iterations")),
+            ("batch", (c.get("train") or {}).get("batch_size")),
+            ("optimizer", (c.get("optim") or {}).get("name")),
+            ("lr", (c.get("optim") or {}).get("lr")),
+            ("schedule", (c.get("schedule") or {}).get("name")),
+            ("seed", (c.get("train") or {}).get("seed")),
+        )
+        if value is not None
+    ]
+    if setting:
+        out.print("config: " + " · ".join(setting) + " (all of it: --json)", markup=False)
+    if (run.get("metrics") or {}).get("error"):
+        err.print(f"error: {run['metrics']['error']}", markup=False)
     table = Table(
         "epoch", "train loss", "train acc", "val loss", "val acc", "lr", "time s", "img/s"
     )
@@ -411,7 +485,7 @@ def runs_delete(
     run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")], store: StoreOpt = None
 ):
     """Delete a run and its artifacts (checkpoints, logs, plots)."""
-    s = _store(store)
+    s = _store(store, existing=True)
     full = s.resolve_id(run_id)
     s.delete_run(full)
     out.print(f"Deleted run {full}.")
@@ -462,7 +536,8 @@ def lr_find_cmd(
         typer.Option("--log-x/--linear-x", help="LR axis [log over two decades or more]."),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Where the data set's files are.")] = None,
+    data_dir: DataDirOpt = None,
+    download: DownloadOpt = False,
     sets: SetOpt = None,
     name: Annotated[str | None, typer.Option(help="A name for the runs.")] = None,
     store: StoreOpt = None,
@@ -483,6 +558,7 @@ def lr_find_cmd(
         {
             "data.dataset": dataset,
             "data.data_dir": data_dir,
+            "data.download": True if download else None,
             "model.name": model,
             "train.batch_size": batch_size,
             "optim.name": optimizer,

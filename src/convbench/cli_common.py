@@ -5,7 +5,9 @@ without a cycle."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -31,9 +33,19 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def open_store(url: str | None):
+def open_store(url: str | None, *, existing: bool = False):
+    """The run store at ``url`` (or CONVBENCH_STORE, or the default). With ``existing``, a
+    SQLite file that is not there is an error: commands that only read must not create an
+    empty store for a mistyped path and then report "no runs"."""
+    from .errors import StoreError
     from .store import Store
+    from .store import database as db
 
+    if existing and (url or os.environ.get("CONVBENCH_STORE")):  # the default may be new
+        resolved = db.resolve_url(url)
+        if db.is_sqlite(resolved) and not Path(resolved.database or "").is_file():
+            raise StoreError(f"No run store at {resolved.database!r}. Check --store (or "
+                             "CONVBENCH_STORE); `convbench train` creates the store.")
     return Store(url)
 
 

@@ -80,10 +80,17 @@ def compare(
     # Workers share the cores instead of each grabbing all of them.
     threads = max(1, available_cores() // workers) if workers > 1 else base.train.threads
     variants = _variants(base, models, seeds, threads)
+    from .data import check_available
     from .training import prepare_config
 
-    for v in variants:  # fail fast on unknown names before any training starts
+    # Fail fast, before any training: unknown names, missing data, an unwritable report path.
+    for v in variants:
         prepare_config(v)
+    check_available(base.data)
+    if report:
+        from .report.writer import check_report_path
+
+        check_report_path(report)
     group_id = store.create_group(
         kind="compare",
         name=name,
@@ -129,7 +136,7 @@ def collect_runs(store: Store, ids: list[str]) -> tuple[list[dict], dict | None]
     """Runs named by run ids and/or comparison (group) ids, in the order given."""
     runs: list[dict] = []
     group = None
-    for ident in ids:
+    for ident in dict.fromkeys(ids):  # an id given twice is one run, not two
         try:
             runs.append(store.get_run(store.resolve_id(ident)))
             continue
@@ -140,4 +147,7 @@ def collect_runs(store: Store, ids: list[str]) -> tuple[list[dict], dict | None]
             raise run_error
         group = load_group(store, groups[0]["id"])
         runs.extend(group["runs"])
-    return runs, group
+    # A run named on its own and inside a named comparison also counts once: a repeat would
+    # weigh its model's mean and std as an extra seed.
+    unique = {r["id"]: r for r in runs}
+    return list(unique.values()), group

@@ -47,6 +47,14 @@ def test_done_when_digits_blocks(cli):
     # one LR cannot hold two bounds: refused, not trained at the lower bound
     (["train", "--schedule", "cosine", "--set", "schedule.bounds=auto"], "uses one"),
     (["compare", "--models", "B2FL4", "--seeds", "0,0"], "twice"),
+    # a --data-dir that is not there must not fall back to files found elsewhere
+    (["train", "--dataset", "fashion-mnist", "--data-dir", "nowhere"], "not a folder"),
+    # the study's default head (as wide as the flattened features) at 224 px: 20 G weights
+    (["train", "--dataset", "synthetic", "--set", "data.image_size=224", "--model", "B2FL16"],
+     "model.dense_units"),
+    (["runs", "list", "--status", "bogus"], "expected one of"),
+    (["runs", "list", "--store", "typo/runs.db"], "No run store"),
+    (["report", "abc", "--store", "typo/runs.db"], "No run store"),
 ])
 def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
     proc = cli(*args)
@@ -98,3 +106,31 @@ def test_runs_list_shows_a_detection_run_by_backbone_source_and_box_ap(cli, tmp_
     row = next(line for line in listed.splitlines() if run_id in line)
     for shown in ("layout", "detect", "coco", "vovnet39", "26.5", "box AP 0.8156"):
         assert shown in row
+
+
+def test_a_config_that_is_not_utf8_text_is_a_clear_error(cli, tmp_path):
+    (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe\x00binary")
+    proc = cli("train", "bad.yaml")
+    assert proc.returncode == 2 and "UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_folder_too_small_for_a_test_split_is_a_clear_error(cli, tmp_path):
+    from PIL import Image
+
+    for i, cls in enumerate(("a", "b")):
+        (tmp_path / "tiny" / cls).mkdir(parents=True)
+        Image.new("RGB", (16, 16), (200 * i, 40, 90)).save(tmp_path / "tiny" / cls / "1.png")
+    proc = cli("train", "--dataset", "folder", "--data-dir", "tiny", "--epochs", "1", "-q")
+    assert proc.returncode == 2 and "test split" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_runs_groups_lists_comparisons_and_runs_list_names_their_group(cli, tmp_path):
+    proc = cli("compare", "--dataset", "digits", "--models", "B2FL4", "--epochs", "1",
+               "--set", "measure.cost=false", "--json", check=True)
+    gid = json.loads(proc.stdout)["id"]
+    groups = cli("runs", "groups", check=True).stdout
+    assert gid in groups and "compare" in groups
+    assert gid in cli("runs", "list", check=True).stdout
+    shown = cli("runs", "show", json.loads(proc.stdout)["runs"][0]["id"], check=True).stdout
+    assert "data digits" in shown and "model B2FL4" in shown

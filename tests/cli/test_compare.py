@@ -65,5 +65,31 @@ def test_compare_errors_are_clear(cli):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+def test_compare_checks_data_and_report_path_before_training(cli, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for args, needle in (
+        (["--dataset", "digitz"], "Did you mean 'digits'"),
+        (["--dataset", "mnist", "--data-dir", "."], "not found"),
+        (["--dataset", "digits", "--report", "afile/r.html"], "is a file"),
+        (["--dataset", "digits", "--report", "r.md"], "export"),
+    ):
+        proc = cli("compare", "--models", "simple-cnn", "--epochs", "1", *args)
+        assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    # nothing was trained or recorded
+    assert not (tmp_path / "convbench-runs" / "runs.db").exists() or \
+        Store(str(tmp_path / "convbench-runs" / "runs.db")).list_runs() == []
+
+
+def test_report_counts_a_run_named_twice_once(tmp_path, store_url):
+    from convbench.compare import collect_runs
+
+    group = compare(BASE, ["B2FL8"], seeds=[0, 1], store=store_url)
+    store = Store(store_url)
+    first = group["runs"][0]["id"]
+    runs, _ = collect_runs(store, [group["id"], first, first[:6]])
+    assert sorted(r["id"] for r in runs) == sorted(r["id"] for r in group["runs"])
+
+
 def test_python_api_names():
     assert callable(convbench.train) and convbench.Store is Store

@@ -75,6 +75,7 @@ def test_env_var_subfolder_and_cache_are_searched(tmp_path, idx_dir, monkeypatch
 
 def test_missing_mnist_lists_every_place_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVBENCH_DATA", str(tmp_path / "env"))
+    (tmp_path / "mine").mkdir()  # there, but empty (a --data-dir not there is its own error)
     with pytest.raises(DataError) as err:
         load_data(DataConfig(dataset="mnist", data_dir=str(tmp_path / "mine")), seed=0)
     msg = str(err.value)

@@ -15,10 +15,11 @@ from __future__ import annotations
 # Importing the source modules registers them; the order is the listing order.
 from . import cifar, digits, folder, idx, synthetic  # noqa: F401
 from .bundle import DataBundle, RawData, Split
-from .info import dataset_info
+from .info import check_available, dataset_info
 from .load import load_data
 from .sources import DATASETS, Source
 from .splits import stratified_indices, stratified_split
 
-__all__ = ["DATASETS", "DataBundle", "RawData", "Source", "Split", "dataset_info", "load_data",
+__all__ = ["DATASETS", "DataBundle", "RawData", "Source", "Split", "check_available",
+           "dataset_info", "load_data",
            "stratified_indices", "stratified_split"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import DataConfig
 from .sources import DATASETS
 
 
@@ -32,3 +33,12 @@ def dataset_info(data_dir: str | None = None) -> list[dict[str, Any]]:
             row.update(src.inspect(data_dir))
         rows.append(row)
     return rows
+
+
+def check_available(cfg: DataConfig) -> None:
+    """Fail now, before any training, when ``cfg.dataset`` is unknown or its files are
+    nowhere to be found (with the loader's own "looked in … / to get it" message)."""
+    src = DATASETS.get(cfg.dataset)
+    if cfg.download or src.locate is None or src.locate(cfg.data_dir) is not None:
+        return
+    src(cfg, seed=0)  # finds nothing either, and raises the message that says what to do

@@ -102,6 +102,10 @@ def load_data(cfg: DataConfig, seed: int) -> DataBundle:
     _check(raw, cfg.dataset)
     notes = list(raw.notes)
     train, test = _carve_test(raw, cfg.dataset, notes)
+    if len(test[1]) == 0:
+        raise DataError(f"{cfg.dataset}: too few images to hold out a test split "
+                        f"({len(train[1])} in all). Add images, or give a separate test set "
+                        "(a test/ sub-folder for folder data).")
     train = _limit(train, cfg.train_limit, [seed, _TRAIN_LIMIT], "train", notes)
     test = _limit(test, cfg.test_limit, TEST_SEED, "test", notes)
     train, val = _carve_val(raw, train, cfg, seed, notes)

@@ -69,12 +69,15 @@ def search_dirs(data_dir: str | None, subdirs: Iterable[str],
     """Folders to look in, in order: ``data_dir``, ``$CONVBENCH_DATA`` (each itself and each
     ``<dir>/<subdir>``), the cache, then ``extra`` (system locations).
 
-    >>> [str(p) for p in search_dirs("/d", ["mnist"], extra=["/usr/x"])][:2]
-    ['/d', '/d/mnist']
+    >>> [str(p) for p in search_dirs("/tmp", ["mnist"], extra=["/usr/x"])][:2]
+    ['/tmp', '/tmp/mnist']
     """
     subdirs = list(subdirs)
     bases: list[Path] = []
     if data_dir:
+        if not Path(data_dir).expanduser().is_dir():
+            # Skipping it would quietly train on files found elsewhere (the cache, Debian's).
+            raise DataError(f"--data-dir {data_dir!r} is not a folder. Check the path.")
         bases.append(Path(data_dir).expanduser())
     env = os.environ.get("CONVBENCH_DATA", "")
     bases += [Path(p).expanduser() for p in env.split(os.pathsep) if p]

@@ -61,9 +61,20 @@ def conv_block(in_ch: int, out_ch: int, cfg: ModelConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+MAX_DENSE_WEIGHTS = 200_000_000  # 800 MB of float32: far above any sensible head
+
+
 def dense_head(flat: int, num_classes: int, cfg: ModelConfig) -> nn.Sequential:
     """Flatten → ``dense_layers`` × (linear → activation → [dropout]) → linear to classes."""
     units = cfg.dense_units or flat
+    weights = flat * units + max(0, cfg.dense_layers - 1) * units * units
+    if cfg.dense_layers and weights > MAX_DENSE_WEIGHTS:
+        # The study's default (layers as wide as the flattened features) grows with the square
+        # of the image area: at 224 px it asks for tens of GB before the first step.
+        raise ConfigError(
+            f"The dense head would hold {weights / 1e6:,.0f} M weights ({flat:,} flattened "
+            f"features × {units:,} units): set model.dense_units (e.g. 256), more "
+            "model.blocks, or a smaller data.image_size.")
     layers: list[nn.Module] = [nn.Flatten()]
     width = flat
     for _ in range(cfg.dense_layers):

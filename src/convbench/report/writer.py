@@ -29,6 +29,15 @@ def check_report_path(path: str | Path) -> Path:
     if path.is_dir():
         raise ReportError(f"Report path {str(path)!r} is a folder. Give a file name, e.g. "
                           f"{path / 'report.html'}.")
+    blocker = next((p for p in path.parents if p.is_file()), None)
+    if blocker is not None:
+        raise ReportError(f"Report path {str(path)!r}: {str(blocker)!r} is a file, not a "
+                          "folder. Give another path.")
+    try:  # the folder is made now, so a bad path fails before the work, not after it
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReportError(f"Cannot make the folder for report {str(path)!r}: "
+                          f"{err.strerror or err}. Give another path.") from None
     return path
 
 

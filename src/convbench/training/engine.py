@@ -478,8 +478,9 @@ def train(
                     "diverged_epoch": trainer.state.extra.get("diverged_epoch"),
                 }
             )
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, Stopped) as stop:
         store.update(run_id, status="stopped", ended=True)
+        stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
         raise
     except ConvbenchError as err:
         store.update(run_id, status="failed", metrics={"error": str(err)}, ended=True)
