@@ -42,6 +42,10 @@ def test_bad_magic_is_a_data_error(tmp_path):
     path.write_bytes(b"PK\x03\x04 not idx at all")
     with pytest.raises(DataError, match="magic"):
         read_idx(path)
+    # starts like IDX (0, 0, uint8) but claims 200 dimensions: not "truncated", not IDX
+    path.write_bytes(b"\x00\x00\x08\xc8" + bytes(900))
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(path)
 
 
 def test_mnist_from_data_dir(idx_dir):

@@ -16,7 +16,8 @@ def test_flat_folder_skips_corrupt_image(image_folder):
     b = load_data(_cfg(image_folder, val_fraction=0), seed=0)
     assert b.name == "folder" and b.classes == ["bird", "cat", "dog"]
     assert b.skipped == 1
-    assert any("skipped 1" in n and "broken.png" in n for n in b.notes)
+    assert any("skipped 1" in n for n in b.notes)
+    assert any("broken.png" in n for n in b.notes)
     assert any(str(image_folder) in n for n in b.notes)
     # 15 good images: a stratified 20 % test carve, no val.
     assert (len(b.train), len(b.test)) == (12, 3)
@@ -114,6 +115,16 @@ def test_truncated_image_body_is_skipped_after_header_probe(image_folder):
     b = load_data(_cfg(image_folder, val_fraction=0), seed=0)
     assert b.skipped == 2
     assert len(b.train) + len(b.test) == 14
+    # the log (the run's notes) names every skipped file, not just the first
+    assert any("1.jpg" in n for n in b.notes) and any("broken.png" in n for n in b.notes)
+
+
+def test_a_single_class_is_a_data_error(tmp_path, image_writer):
+    (tmp_path / "one" / "cat").mkdir(parents=True)
+    for i in range(6):
+        image_writer(tmp_path / "one" / "cat" / f"{i}.png", seed=i)
+    with pytest.raises(DataError, match="two or more"):
+        load_data(_cfg(tmp_path / "one"), seed=0)
 
 
 def test_train_tells_the_user_images_were_skipped(image_folder, cli):

@@ -188,8 +188,8 @@ def load_folder(cfg: DataConfig, seed: int) -> RawData:
         raise _refuse(late)
     failed += late
     if failed:
-        notes.append(f"folder: skipped {len(failed)} unreadable image(s), "
-                     f"e.g. {failed[0][0]} ({failed[0][1]})")
+        notes.append(f"folder: skipped {len(failed)} unreadable image(s):")
+        notes += [f"  {path} ({why})" for path, why in failed]
     good = [(item, arr) for (item, _), arr in zip(ok, decoded, strict=True)
             if not isinstance(arr, Exception)]
 

@@ -64,6 +64,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise _corrupt(path, "not an IDX file (bad magic number)")
     ndim, dtype = data[3], _TYPES[data[2]]
     header = 4 + 4 * ndim
+    if ndim > 4:  # images are 3-D and labels 1-D: a larger count is not IDX, just bytes
+        raise _corrupt(path, f"not an IDX file (header claims {ndim} dimensions)")
     if ndim == 0 or len(data) < header:
         raise _corrupt(path, "truncated IDX header")
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))

@@ -43,6 +43,9 @@ def _split(xy: Arrays) -> Split:
 
 
 def _check(raw: RawData, name: str) -> None:
+    if len(raw.classes) < 2:  # one class trains to a meaningless 100 % (or 0-loss NaN)
+        raise DataError(f"{name}: found {len(raw.classes)} class(es) ({', '.join(raw.classes)});"
+                        " a classifier needs two or more (one sub-folder per class).")
     for part in ("train", "val", "test"):
         x, y = getattr(raw, f"x_{part}"), getattr(raw, f"y_{part}")
         if x is None:
