@@ -340,6 +340,11 @@ def report_cmd(
             "Detection runs (AP) and classification runs (accuracy) measure different things: "
             "give the ids of one kind per report."
         )
+    datasets = sorted({str(((r.get("config") or {}).get("data") or {}).get("dataset"))
+                       for r in runs} - {"None"})
+    if len(datasets) > 1:
+        err.print(f"note: these runs used different data sets ({', '.join(datasets)}); their "
+                  "numbers are side by side, not comparable.", markup=False)
     if detectors:
         from .detection.compare import write_detect_runs_report
 

@@ -183,6 +183,8 @@ def test_runs_with_nothing_but_a_status_still_render(store, tmp_path, tables):
     assert [r[4]["text"] for r in incomplete["rows"]] == ["failed", "running"]
     assert incomplete["header"][-1] == "Error"
     assert incomplete["rows"][0][-1]["text"] == "out of memory"
+    md = paths["md"].read_text()  # the Markdown twin names the run and its error too
+    assert f"| {failed} |" in md and "out of memory" in md
     assert "<svg" not in html  # nothing to plot, and no empty plots either
     assert len(list(csv.DictReader(paths["csv"].open()))) == 2
 

@@ -16,7 +16,7 @@ from .columns import COLUMNS, Column, cell
 from .configdiff import canonical, flatten, split_environment
 from .html import best_values, cell_number, cell_text
 from .sections import Context, run_name, value_text
-from .summary import seed_of, status_of
+from .summary import metrics_of, seed_of, status_of
 
 
 def _stat(row: dict, key: str, stat: str) -> Any:
@@ -145,9 +145,10 @@ def report_markdown(ctx: Context, title: str) -> str:
     md = [f"# {title}", "", ctx.subtitle, "", summary_markdown(ctx.rows, ctx.columns)]
     if ctx.incomplete:
         md += ["", "## Runs not completed", "", markdown_table(
-            ["Run", "Model", "Seed", "Status"],
-            [[run_name(r), ctx.label(r), str(seed_of(r)), status_of(r)] for r in ctx.incomplete],
-            right_from=4)]
+            ["Run", "Name", "Model", "Seed", "Status", "Error"],
+            [[str(r.get("id")), run_name(r), ctx.label(r), str(seed_of(r)), status_of(r),
+              str(metrics_of(r).get("error") or "")] for r in ctx.incomplete],
+            right_from=6)]
     paths = list(ctx.rows[0].get("config") or {}) if ctx.rows else []
     if paths:
         md += ["", "## Configuration differences", "", markdown_table(
