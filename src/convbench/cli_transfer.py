@@ -2,7 +2,9 @@
 ``analyze tsne|per-class|rank|weights|layers|report`` and ``data from-filenames``.
 
 They live here to keep :mod:`convbench.cli` short; ``cli`` registers them. Shared helpers
-(console, store, JSON output) are imported from ``cli`` when a command runs.
+(console, store, JSON output, cell formatting) come from :mod:`convbench.cli_common`; the
+few that live in ``cli`` itself (``build_config``, ``_csv``, ``show_run_summary``) are
+fetched when a command runs, since ``cli`` imports this module.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import JsonOpt, StoreOpt, open_store, out, print_json
+from .cli_common import JsonOpt, StoreOpt, fmt_value, open_store, out, print_json
 
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any config field by dotted path (repeatable).")]
@@ -64,6 +66,12 @@ def features_cmd(
     if bool(run_id) == bool(model):
         raise ConfigError("Give either a run id or --model NAME (with --pretrained for "
                           "published weights).")
+    model_only = [flag for flag, given in (("--pretrained", pretrained),
+                                           ("--image-size", image_size is not None),
+                                           ("--set", sets)) if given]
+    if run_id and model_only:
+        raise ConfigError(f"{model_only[0]} goes with --model: a run's features come from its "
+                          "own best weights at its own input size.")
     config = None
     if model:
         config = cli.build_config(None, {
@@ -141,14 +149,13 @@ def per_class_cmd(
 
     from .analysis.per_class import per_class_plot
 
-    cli = _cli()
     rows, paths = per_class_plot(open_store(store), run_id, out_dir=out_dir)
     if as_json:
         return print_json({"classes": rows, "paths": paths})
     table = Table("class", "images", "top-1", "top-5", "cross-entropy")
     for r in rows:
-        table.add_row(r["class"], str(r["images"]), cli._fmt(r["top1"]), cli._fmt(r["top5"]),
-                      cli._fmt(r["cross_entropy"]))
+        table.add_row(r["class"], str(r["images"]), fmt_value(r["top1"]),
+                      fmt_value(r["top5"]), fmt_value(r["cross_entropy"]))
     out.print(table)
     _wrote(paths)
 
@@ -240,7 +247,7 @@ def layers_cmd(
     table = Table("index", "unit", "params", "modules")
     for r in rows:
         table.add_row("-" if r["index"] is None else str(r["index"]), r["name"],
-                      cli._fmt(r["params"]), ", ".join(r["modules"]))
+                      fmt_value(r["params"]), ", ".join(r["modules"]))
     out.print(table)
     if modules:
         out.print("\n".join(names))

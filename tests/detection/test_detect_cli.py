@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def detect(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -57,6 +58,59 @@ def test_train_eval_predict_with_json(workdir, config_file, pages):
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "pred" / "overlays" / "page_0000.png").is_file()
     assert (workdir / "pred" / "page" / "page_0000.xml").is_file()
+    proc = detect("predict", run["id"], str(pages.parent), "--store", "runs.db", "--out",
+                  "folder", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((workdir / "folder" / "overlays").glob("page_*.png"))) == 6
+    for source, message in [("pagexml", "expects a folder of PAGE-XML files or one .xml file, "
+                                        f"but {str(pages)!r} is a JSON file: use --source coco"),
+                            ("xml", "data.source = 'xml' is invalid")]:
+        proc = detect("eval", run["id"], "--store", "runs.db", "--data", str(pages),
+                      "--source", source, cwd=workdir)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_train_and_eval_report_skipped_annotations(workdir, pages, tiny_config):
+    data = json.loads(pages.read_text())
+    base = {"image_id": data["images"][0]["id"], "iscrowd": 0}
+    data["annotations"] += [
+        {**base, "id": 901, "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": [[1, 1]]},
+        {**base, "id": 902, "category_id": 1, "bbox": [500, 500, 5, 5]},
+        {**base, "id": 903, "category_id": 77, "bbox": [1, 1, 5, 5]},
+        {**base, "id": 904, "image_id": 4242, "category_id": 1, "bbox": [1, 1, 5, 5]},
+        {**base, "id": 905, "category_id": 1, "bbox": [-4, 2, 10, 5]}]
+    (workdir / "bad").mkdir()
+    (workdir / "bad" / "annotations.json").write_text(json.dumps(data))
+    cfg = tiny_config(pages.parent, iterations=1)
+    cfg["data"].update(source="coco", path="bad/annotations.json", image_dir=str(pages.parent))
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = detect("train", "bad.yaml", "--store", "bad.db", "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    log = Path(run["artifacts"]["log"])
+    lines = proc.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("skipped"))
+    assert lines[first] == ("skipped 4 annotations (1 box outside page, 1 empty polygon, "
+                            "1 unknown class, 1 unknown image); 1 box clipped to page; "
+                            f"all 5 messages in {log}:")
+    assert lines[first + 1:first + 4] == [
+        "  page_0000.png annotation 901: segmentation has no polygon of 3+ points",
+        "  page_0000.png annotation 902: box [500.0, 500.0, 5.0, 5.0] lies outside the "
+        "96×128 page",
+        "  page_0000.png annotation 903: category 77 is not one of ['staff', 'lyrics', "
+        "'drop-capital']"]
+    logged = log.read_text()
+    assert "annotation 904: image 4242 is not listed" in logged
+    assert "page_0000.png annotation 905: box [-4.0, 2.0, 10.0, 5.0] crosses" in logged
+    assert len(run["metrics"]["annotation_notes"]) == 5
+    assert run["metrics"]["skipped_annotations"]["unknown class"] == 1
+    proc = detect("eval", run["id"], "--store", "bad.db", "--data", "bad/annotations.json",
+                  "--image-dir", str(pages.parent), "--json", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 box clipped to page; first 3 of 5 messages:" in proc.stderr
+    assert "  page_0000.png annotation 902: box" in proc.stderr
+    assert json.loads(proc.stdout)["annotation_notes"][3].startswith("annotation 904")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -68,12 +122,29 @@ def test_train_eval_predict_with_json(workdir, config_file, pages):
     (["compare"], "Nothing to compare"),
     (["compare", "--backbone", "resnet18", "--backbone", "vovnet40"],
      "Unknown backbone 'vovnet40'. Did you mean"),
+    # A budget flag replaces the file's other budget: these fail later, for other reasons.
+    (["train", str(EXAMPLES / "detect-synth.yaml"), "--epochs", "1", "--data", "nowhere.json"],
+     "COCO file 'nowhere.json' not found"),
+    (["train", str(EXAMPLES / "detect-pagexml.yaml"), "--iterations", "4"],
+     "PAGE-XML path 'scans/page' not found"),
+    (["compare", str(EXAMPLES / "detect-synth.yaml"), "--backbone", "resnt18", "--epochs", "1"],
+     "Unknown backbone 'resnt18'"),
+    (["train", str(EXAMPLES / "detect-synth.yaml"), "--epochs", "1", "--iterations", "4"],
+     "give the budget as epochs or as iterations, not both"),
 ])
 def test_user_errors_are_one_line_with_status_2(workdir, args, message):
     proc = detect(*args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_synth_refuses_a_file_as_output_folder(workdir):
+    (workdir / "afile").write_text("mine")
+    proc = detect("synth", "--out", "afile", "--pages", "1", "--size", "64", cwd=workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "error: Cannot write pages into 'afile': it is a file. Give a " \
+                                  "new or empty folder."
 
 
 def test_backbones_lists_the_registry(workdir):
@@ -154,6 +225,7 @@ def test_sigterm_stops_a_run_that_resume_finishes(workdir, pages, tiny_config):
     assert proc.returncode == 130, stderr
     assert "Stopped" in stderr and "Traceback" not in stderr
     run_id = next(workdir.glob("sig-artifacts/*/last.pt")).parent.name
+    assert f"`convbench detect train --resume {run_id} --store sig.db`" in stderr
     done = detect("train", "--resume", run_id, "--store", "sig.db", "--json", cwd=workdir)
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)

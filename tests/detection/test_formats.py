@@ -10,6 +10,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from convbench.detection.coco import read_coco, write_coco
+from convbench.detection.config import DetectDataConfig
+from convbench.detection.data import load_dataset
 from convbench.detection.dataset import (
     DetectionDataset,
     Instance,
@@ -114,9 +116,19 @@ def test_bad_coco_annotations_are_skipped_and_counted(pages, tmp_path):
                                "missing image": 1}
     clipped = [i for i in ds.pages[0].instances if i.bbox == (0.0, 2.0, 6.0, 5.0)]
     assert len(clipped) == 1  # kept, cut at the page border
-    assert "annotation 903" in " ".join(ds.notes)
+    assert "page_0000.png annotation 903: category 77" in " ".join(ds.notes)  # page first
+    assert len(ds.notes) == sum(ds.issues.values())  # one message each, none dropped
     with pytest.raises(DataError, match="gone.png.*strict mode"):
         read_coco(bad, image_root=pages.parent, strict=True)
+
+
+def test_a_path_of_the_other_format_is_refused_saying_what_was_given(pages):
+    with pytest.raises(DataError, match=r"pagexml expects a folder of PAGE-XML files or one "
+                                        r"\.xml file, but .* is a JSON file: use --source coco"):
+        load_dataset(DetectDataConfig(source="pagexml", path=str(pages)))
+    with pytest.raises(DataError, match=r"coco expects one COCO JSON file, but .* is a folder: "
+                                        r"use --source pagexml"):
+        load_dataset(DetectDataConfig(source="coco", path=str(pages.parent / "page")))
 
 
 def test_unmapped_page_regions_are_counted_and_mappable(pages, tmp_path):
@@ -171,3 +183,15 @@ def test_mask_to_polygons_outlines_each_blob_largest_first():
     page = PageRecord(1, "x.png", 20, 20)
     back = instance_mask(Instance("a", (0, 0, 1, 1), polygons=[polys[0]]), page.height, page.width)
     assert back[8:18, 5:15].mean() > 0.9 and back[1:4, 1:4].sum() == 0
+
+
+def test_a_synth_cache_cut_short_is_drawn_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = DetectDataConfig(source="synth", synth_pages=2, synth_size=64)
+    from convbench.detection.data import synth_dir
+
+    partial = synth_dir(cfg)  # pages drawn, killed before annotations.json was written
+    partial.mkdir(parents=True)
+    (partial / "page_0000.png").write_bytes(b"half a page")
+    ds = load_dataset(cfg)
+    assert len(ds.pages) == 2 and (partial / "annotations.json").is_file()

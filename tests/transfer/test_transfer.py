@@ -111,6 +111,25 @@ def test_truncating_everything_is_refused():
         build("vgg11", channels=1, side=32, transfer={"truncate": 5})
 
 
+@pytest.mark.parametrize("transfer, message", [
+    ({"freeze": -1}, "freeze = -1 is not a number of backbone units: the backbone has 2"),
+    ({"freeze": 99}, "freeze = 99 is not a number of backbone units: the backbone has 2"),
+    ({"head": {"units": [0]}}, r"head.units = \[0\]: every hidden layer needs at least 1"),
+])
+def test_transfer_counts_outside_the_model_are_refused(transfer, message):
+    with pytest.raises(ConfigError, match=message):
+        build(transfer=transfer)
+
+
+def test_freeze_counts_from_none_to_every_unit_are_accepted():
+    def plan(freeze):  # group name → first epoch it trains (None: frozen)
+        return {g["name"]: g["trainable_from"]
+                for g in build(transfer={"freeze": freeze}).param_groups()}
+
+    assert plan(0) == {"features.0": 1, "features.1": 1, "head": 1}
+    assert plan(2) == plan("backbone") == {"features.0": None, "features.1": None, "head": 1}
+
+
 def test_reinit_changes_only_the_chosen_layers(tmp_path):
     source = build()
     path = tmp_path / "start.safetensors"

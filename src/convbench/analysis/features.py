@@ -29,6 +29,7 @@ from torch import nn
 from ..config import RunConfig
 from ..data import DataBundle, load_data
 from ..errors import ConfigError, DataError, unknown_name
+from ..models import resolve
 from ..store import Store
 from ..training.augment import BatchPrep
 from .runs import best_weights_path, build_model, get_run, load_weights, run_config
@@ -137,6 +138,9 @@ def _collect(model: nn.Module, prep: BatchPrep, bundle: DataBundle, layer: str |
 
 def features_from_config(cfg: RunConfig, layer: str | None = None, pool: str = "avg") -> Features:
     """Features of ``cfg.model`` (e.g. pretrained, not fine-tuned) on ``cfg.data``."""
+    # Resolved as training stores it, so the file's provenance names the model truthfully
+    # (a named pretrained model says pretrained: true).
+    cfg = cfg.model_copy(update={"model": resolve(cfg.model)})
     bundle = load_data(cfg.data, cfg.train.seed)
     model, prep = build_model(cfg, bundle)
     meta = {"run_id": None, "config": cfg.model_dump(mode="json"),

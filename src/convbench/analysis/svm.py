@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,29 @@ def param_grid(kernels, cs, gammas) -> list[dict[str, list]]:
             entry["svc__gamma"] = list(gammas)
         grid.append(entry)
     return grid
+
+
+def _positive(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+
+
+def check_grid(kernels, cs, gammas, folds: int) -> None:
+    """Refuse a grid scikit-learn would reject, before a run is stored for it.
+
+    >>> check_grid(["rbf"], [1.0], ["scale", -1.0], 3)
+    Traceback (most recent call last):
+    ...
+    convbench.errors.ConfigError: SVM γ = -1.0: γ must be a number > 0, 'scale' or 'auto'.
+    """
+    param_grid(kernels, cs, gammas)  # names an unknown kernel
+    for c in cs:
+        if not _positive(c):
+            raise ConfigError(f"SVM C = {c}: C must be a number > 0, e.g. 0.1, 1 or 10.")
+    for g in gammas:
+        if g not in ("scale", "auto") and not _positive(g):
+            raise ConfigError(f"SVM γ = {g}: γ must be a number > 0, 'scale' or 'auto'.")
+    if folds < 2:
+        raise ConfigError(f"SVM folds = {folds}: cross-validation needs at least 2 folds.")
 
 
 def _folds(y: np.ndarray, wanted: int) -> int:
@@ -125,6 +149,7 @@ def svm_run(features: str | Path, *, store: Store | str | None = None, name: str
             kernels=DEFAULT_KERNELS, cs=DEFAULT_C, gammas=DEFAULT_GAMMA, folds: int = 3,
             seed: int = 0, group_id: str | None = None) -> dict:
     """Fit the SVM on a features file and record it as a run of kind ``svm``; return the run."""
+    check_grid(kernels, cs, gammas, folds)
     store = store if isinstance(store, Store) else Store(store)
     feats = load_features(features)
     meta = feats.meta

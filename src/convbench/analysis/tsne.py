@@ -54,7 +54,7 @@ def _source(store: Store, source: str, split: str,
             layer: str | None) -> tuple[Features, str | None]:
     path = Path(source)
     if path.suffix == ".npz":
-        feats = load_features(path)
+        feats = _one_layer(load_features(path), layer, "a features file")
         run_id = feats.meta.get("run_id")
         try:
             store.resolve_id(run_id) if run_id else None
@@ -64,8 +64,17 @@ def _source(store: Store, source: str, split: str,
     run = get_run(store, source)
     if run.get("kind") == "svm":
         features = ((run.get("config") or {}).get("svm") or {}).get("features") or ""
-        return load_features(features), run["id"]
+        return _one_layer(load_features(features), layer, "an SVM run"), run["id"]
     return features_from_run(store, run["id"], layer, splits=(split,)), run["id"]
+
+
+def _one_layer(feats: Features, layer: str | None, what: str) -> Features:
+    # Stored features are of one layer already: a --layer would be silently ignored.
+    if layer is not None:
+        raise ConfigError(f"--layer {layer}: {what} holds the features of one layer "
+                          f"({feats.meta.get('layer', 'penultimate')}); --layer picks the layer "
+                          "of a trained run.")
+    return feats
 
 
 def tsne_plot(store: Store, source: str, *, split: str = "test", layer: str | None = None,

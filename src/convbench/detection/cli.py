@@ -23,7 +23,7 @@ from ..cli_common import (
     out,
     print_json,
 )
-from ..config import load_yaml, set_path
+from ..config import load_yaml
 from ..errors import ConfigError, ConvbenchError, StoreError
 
 app = typer.Typer(help="Document-layout detection and instance segmentation (Mask R-CNN / "
@@ -41,11 +41,12 @@ ModelArg = Annotated[str, typer.Argument(
 def _config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):
     from .config import apply_overrides, build
 
+    # The file is validated alone, then flags and --set apply on top, so that a budget
+    # flag (--epochs) can replace the file's other budget (train.iterations).
     data = load_yaml(config_file) if config_file else {}
-    for dotted, value in flags.items():
-        if value is not None:
-            set_path(data, dotted, value)
-    return apply_overrides(build(data, source=str(config_file or "flags")), sets or [])
+    base = build(data, source=str(config_file or "defaults"))
+    given = {dotted: value for dotted, value in flags.items() if value is not None}
+    return apply_overrides(base, sets or [], given)
 
 
 def _data_flags(data: str | None, source: str | None) -> dict[str, Any]:
@@ -82,6 +83,13 @@ def _bar(total: int, what: str, quiet: bool) -> Progress | None:
                     console=err, transient=True)
 
 
+def _warn(lines: list[str]) -> None:
+    # On stderr, so that --json output stays parseable; no markup: messages hold [x, y, …];
+    # soft wrap keeps long paths whole for copying.
+    for line in lines:
+        err.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
 def _detector_folder(model: str, store_url: str | None) -> Path:
     path = Path(model)
     if path.is_dir():
@@ -91,6 +99,14 @@ def _detector_folder(model: str, store_url: str | None) -> Path:
     if run["kind"] != "detect":
         raise StoreError(f"Run {run['id']} is a {run['kind']} run, not a detection run.")
     return store.run_dir(run["id"])
+
+
+def _resume_command(stop: BaseException, store_url: str | None) -> str:
+    """The command that continues the run ``stop`` interrupted (its id is set by
+    train_detector; a stop while pages were still loading has none)."""
+    run_id = getattr(stop, "run_id", None) or "RUN_ID"
+    store = f" --store {store_url}" if store_url else ""
+    return f"convbench detect train --resume {run_id}{store}"
 
 
 @app.command()
@@ -117,8 +133,10 @@ def train(
     data: Annotated[str | None, typer.Option(
         help="COCO JSON file or PAGE-XML folder (default: synthetic pages).")] = None,
     source: Annotated[str | None, typer.Option(help="synth, coco or pagexml.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Budget in epochs.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Budget in iterations.")] = None,
+    epochs: Annotated[float | None, typer.Option(
+        help="Budget in epochs (replaces the config file's budget).")] = None,
+    iterations: Annotated[int | None, typer.Option(
+        help="Budget in iterations (replaces the config file's budget).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per iteration.")] = None,
     lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
@@ -143,10 +161,11 @@ def train(
             "train.seed": seed, "train.device": device, "name": name,
             **_data_flags(data, source)}, sets)
     try:
-        run = train_detector(cfg, store=open_store(store), quiet=quiet or as_json, resume=resume)
-    except (KeyboardInterrupt, Stopped):
+        run = train_detector(cfg, store=open_store(store), quiet=quiet or as_json, resume=resume,
+                             on_data_issues=_warn)
+    except (KeyboardInterrupt, Stopped) as stop:
         err.print("Stopped. Continue from the last checkpoint with "
-                  "`convbench detect train --resume RUN_ID`.")
+                  f"`{_resume_command(stop, store)}`.", markup=False)
         raise typer.Exit(130) from None
     if as_json:
         print_json(dict(run))
@@ -174,6 +193,7 @@ def eval_cmd(
 
       convbench detect eval 3f9c --data pages/annotations.json
     """
+    from .config import apply_overrides
     from .data import load_dataset, load_split
     from .evaluate import evaluate_dataset
     from .predict import load_detector
@@ -182,13 +202,13 @@ def eval_cmd(
     if data is None:
         _, ds = load_split(det.config.data)
     else:
-        flags = _data_flags(data, source)
-        dcfg = det.config.data.model_copy(update={
-            "source": flags["data.source"], "path": data, "image_dir": image_dir,
-            "classes": det.classes})
-        ds = load_dataset(dcfg)
+        # Through validation, so that a wrong --source is refused rather than read as XML.
+        ds = load_dataset(apply_overrides(det.config, [], {
+            **_data_flags(data, source), "data.image_dir": image_dir,
+            "data.classes": det.classes}).data)
     if not ds.pages:
         raise ConvbenchError(f"No pages to evaluate ({ds.issue_summary()}).")
+    _warn(ds.issue_report())
     m = det.config.model
     bar = _bar(len(ds.pages), "eval", quiet or as_json)
     if bar is not None:
@@ -201,7 +221,7 @@ def eval_cmd(
         metrics, _ = evaluate_dataset(det.model, ds, m.min_size, m.max_size, det.device,
                                       m.arch == "maskrcnn")
     metrics["pages"] = len(ds.pages)
-    metrics["skipped_annotations"] = dict(ds.issues)
+    metrics.update(ds.issue_metrics())
     if as_json:
         print_json(metrics)
     else:
@@ -211,7 +231,8 @@ def eval_cmd(
 @app.command()
 def predict(
     model: ModelArg,
-    images: Annotated[list[Path], typer.Argument(help="Page images to analyse.")],
+    images: Annotated[list[Path], typer.Argument(
+        help="Page images to analyse, or folders of them.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("predictions"),
     score: Annotated[float, typer.Option(min=0, max=1, help="Minimum score for PAGE-XML and "
                                                             "overlays.")] = 0.5,
@@ -221,6 +242,7 @@ def predict(
     """Detect regions on images; write COCO JSON, PAGE-XML and colour overlays.
 
       convbench detect predict 3f9c page1.png page2.png --out predictions
+      convbench detect predict 3f9c scans/ --out predictions
     """
     from .predict import load_detector, predict_images
 
@@ -243,8 +265,10 @@ def compare(
     report: Annotated[Path, typer.Option(help="HTML report to write.")]
         = Path("detect-report.html"),
     data: Annotated[str | None, typer.Option(help="COCO JSON or PAGE-XML folder.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="Budget in iterations.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="Budget in epochs.")] = None,
+    iterations: Annotated[int | None, typer.Option(
+        help="Budget in iterations (replaces the config file's budget).")] = None,
+    epochs: Annotated[float | None, typer.Option(
+        help="Budget in epochs (replaces the config file's budget).")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
     sets: SetOpt = None,
     store: StoreOpt = None, as_json: JsonOpt = False, quiet: QuietOpt = False,
@@ -266,9 +290,9 @@ def compare(
     try:
         group = compare_detectors(cfg, variants, store=open_store(store), name=name,
                                   report=report, quiet=quiet or as_json)
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, Stopped) as stop:
         err.print("Stopped. Finished variants stay in the store; the stopped one can be "
-                  "continued with `convbench detect train --resume RUN_ID`.")
+                  f"continued with `{_resume_command(stop, store)}`.", markup=False)
         raise typer.Exit(130) from None
     if as_json:
         s = open_store(store)

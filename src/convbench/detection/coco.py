@@ -31,8 +31,8 @@ def read_coco(path: str | Path, image_root: str | Path | None = None,
 
     ``image_root`` defaults to the JSON file's folder. ``classes`` keeps (and orders) only
     these category names; annotations of other categories are skipped and counted as
-    ``unknown class``. Bad annotations are skipped and counted in ``ds.issues`` (with the
-    first messages in ``ds.notes``); with ``strict=True`` the first one raises DataError.
+    ``unknown class``. Bad annotations are skipped and counted in ``ds.issues`` (with one
+    message each in ``ds.notes``); with ``strict=True`` the first one raises DataError.
     """
     path = Path(path)
     data = _load_json(path)
@@ -60,15 +60,17 @@ def read_coco(path: str | Path, image_root: str | Path | None = None,
             continue
         pages[page.id] = page
     for ann in data.get("annotations", []):
-        where = f"{path}: annotation {ann.get('id', '?')}"
         page = pages.get(ann.get("image_id"))
         if page is None:
-            log.add("unknown image", f"{where} refers to image {ann.get('image_id')!r}, "
-                    "which is not listed (or its file is missing)")
+            log.add("unknown image", f"annotation {ann.get('id', '?')}: image "
+                    f"{ann.get('image_id')!r} is not listed in {path.name} (or its file is "
+                    "missing)")
             continue
+        # Messages name the page first: that is where a user looks for the region.
+        where = f"{page.file_name} annotation {ann.get('id', '?')}"
         label = cats.get(ann.get("category_id"))
         if label is None or label not in names:
-            log.add("unknown class", f"{where} has category {ann.get('category_id')!r}, "
+            log.add("unknown class", f"{where}: category {ann.get('category_id')!r} is "
                     f"not one of {names}")
             continue
         inst = _instance(ann, label, page, where, log)
@@ -150,7 +152,7 @@ def _area(polygons: list[list[float]], rle: dict[str, Any] | None, bbox: Any,
     return float(bbox[2] * bbox[3])
 
 
-def to_coco_dict(ds: DetectionDataset) -> dict[str, Any]:
+def to_coco_dict(ds: DetectionDataset, info: dict[str, Any] | None = None) -> dict[str, Any]:
     """The data set as a COCO dict (category id = class index + 1; scores kept if any)."""
     cat_id = {c: i + 1 for i, c in enumerate(ds.classes)}
     images, anns = [], []
@@ -168,17 +170,18 @@ def to_coco_dict(ds: DetectionDataset) -> dict[str, Any]:
             if inst.score is not None:
                 ann["score"] = inst.score
             anns.append(ann)
-    return {"info": {"description": "written by convbench"}, "images": images,
+    return {"info": info or {"description": "written by convbench"}, "images": images,
             "annotations": anns,
             "categories": [{"id": cat_id[c], "name": c, "supercategory": "region"}
                            for c in ds.classes]}
 
 
-def write_coco(ds: DetectionDataset, path: str | Path) -> Path:
+def write_coco(ds: DetectionDataset, path: str | Path, info: dict[str, Any] | None = None
+               ) -> Path:
     """Write the data set as COCO JSON (atomically); image file names stay relative.
+    ``info`` replaces the default COCO ``info`` block.
 
     >>> write_coco(ds, "out/annotations.json")   # doctest: +SKIP
     PosixPath('out/annotations.json')
     """
-    path = write_text(path, json.dumps(to_coco_dict(ds), separators=(",", ":")))
-    return path
+    return write_text(path, json.dumps(to_coco_dict(ds, info), separators=(",", ":")))

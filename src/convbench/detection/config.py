@@ -166,17 +166,36 @@ def load(path: str | Path) -> DetectConfig:
     return build(load_yaml(path), source=str(path))
 
 
-def apply_overrides(cfg: DetectConfig | dict[str, Any], sets: list[str]) -> DetectConfig:
-    """Apply ``key=value`` overrides (dotted paths) and re-validate.
+BUDGET_FIELDS = ("train.epochs", "train.iterations")
+
+
+def apply_overrides(cfg: DetectConfig | dict[str, Any], sets: list[str],
+                    values: dict[str, Any] | None = None) -> DetectConfig:
+    """Apply command-line ``values`` (dotted path → value, from flags) and then ``key=value``
+    overrides, and re-validate.
+
+    A budget set here replaces the other budget of ``cfg``: the command line wins over the
+    config file. Setting both budgets here is still an error; ``train.epochs=null`` clears one.
 
     >>> apply_overrides(DetectConfig(), ["model.backbone=resnet50c"]).model.backbone
     'resnet50c'
+    >>> file = build({"train": {"iterations": 600}})
+    >>> apply_overrides(file, [], {"train.epochs": 2}).train.iterations is None
+    True
     """
     data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
+    pairs = list((values or {}).items())
     for item in sets:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. "
                               "--set train.iterations=200.")
         key, text = item.split("=", 1)
-        set_path(data, key.strip(), parse_value(text.strip()))
-    return build(data, source="--set")
+        pairs.append((key.strip(), parse_value(text.strip())))
+    for key, value in pairs:
+        set_path(data, key, value)
+    latest = dict(pairs)  # the last value given for each path
+    given = [k for k in BUDGET_FIELDS if latest.get(k) is not None]
+    if len(given) == 1:
+        (other,) = set(BUDGET_FIELDS) - set(given)
+        set_path(data, other, None)
+    return build(data, source="--set" if values is None else "command line")

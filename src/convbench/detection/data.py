@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..data.sources import cache_root
@@ -32,16 +33,34 @@ def load_dataset(cfg: DetectDataConfig) -> DetectionDataset:
         folder = synth_dir(cfg)
         ann = folder / "annotations.json"
         if not ann.is_file():
+            if not cfg.path and folder.is_dir():
+                # Our own cache, cut short before its annotations.json: draw it again.
+                shutil.rmtree(folder)
             synthesize(folder, cfg.synth_pages, cfg.synth_size, cfg.synth_seed)
         return read_coco(ann, classes=cfg.classes, strict=cfg.strict)
     if not cfg.path:
         what = "COCO JSON file" if cfg.source == "coco" else "folder of PAGE-XML files"
         raise DataError(f"data.source={cfg.source} needs data.path: the {what}.")
+    _check_format(cfg.source, Path(cfg.path))
     if cfg.source == "coco":
         return read_coco(cfg.path, image_root=cfg.image_dir, classes=cfg.classes,
                          strict=cfg.strict)
     return read_pagexml(cfg.path, region_map=cfg.region_map, image_dir=cfg.image_dir,
                         classes=cfg.classes, strict=cfg.strict)
+
+
+def _check_format(source: str, path: Path) -> None:
+    """Refuse a path of the other format before a reader misreads it (JSON parsed as XML)."""
+    if source == "coco" and (path.is_dir() or path.suffix.lower() == ".xml"):
+        given, other = ("a folder" if path.is_dir() else "an XML file"), "pagexml"
+    elif source == "pagexml" and path.suffix.lower() == ".json":
+        given, other = "a JSON file", "coco"
+    else:
+        return
+    expected = {"coco": "one COCO JSON file",
+                "pagexml": "a folder of PAGE-XML files or one .xml file"}[source]
+    raise DataError(f"Data source {source} expects {expected}, but {str(path)!r} is {given}: "
+                    f"use --source {other} (data.source: {other}).")
 
 
 def load_split(cfg: DetectDataConfig) -> tuple[DetectionDataset, DetectionDataset]:

@@ -85,17 +85,55 @@ class DetectionDataset:
             return "no annotation problems"
         return ", ".join(f"{n} {kind}" for kind, n in sorted(self.issues.items()))
 
+    def issue_report(self, log: str | Path | None = None, shown: int = 3) -> list[str]:
+        """A few lines for the terminal: what was skipped or fixed, then the first
+        ``shown`` messages; ``log`` is the file that holds them all (empty: no problems).
+
+        >>> ds = DetectionDataset(Path("."), [], [], Counter({"unknown class": 2}),
+        ...                       ["a.png annotation 4: category 9 …", "a.png annotation 5: …"])
+        >>> print("\\n".join(ds.issue_report(shown=1)))
+        skipped 2 annotations (2 unknown class); first 1 of 2 messages:
+          a.png annotation 4: category 9 …
+        """
+        if not self.issues:
+            return []
+        skipped = {k: n for k, n in sorted(self.issues.items()) if k not in (_FIXED, _NO_IMAGE)}
+        what = []
+        if skipped:
+            detail = ", ".join(f"{n} {kind}" for kind, n in skipped.items())
+            what.append(f"{_count(sum(skipped.values()), 'annotation')} ({detail})")
+        if self.issues.get(_NO_IMAGE):
+            what.append(f"{_count(self.issues[_NO_IMAGE], 'page')} ({_NO_IMAGE})")
+        parts = ["skipped " + " and ".join(what)] if what else []
+        if self.issues.get(_FIXED):
+            parts.append(f"{_count(self.issues[_FIXED], 'box', 'es')} {_FIXED}")
+        where = (f"all {len(self.notes)} messages in {log}" if log else
+                 f"first {min(shown, len(self.notes))} of {len(self.notes)} messages")
+        return [f"{'; '.join(parts)}; {where}:", *(f"  {n}" for n in self.notes[:shown])]
+
+    def issue_metrics(self, kept: int = 10) -> dict[str, Any]:
+        """What a run or an evaluation stores about bad annotations: counts, first messages."""
+        return {"skipped_annotations": dict(self.issues),
+                "annotation_notes": self.notes[:kept]}
+
+
+# Problems that are not skipped annotations: a fixed box, and a page without its image.
+_FIXED, _NO_IMAGE = "clipped to page", "missing image"
+
+
+def _count(n: int, word: str, plural: str = "s") -> str:
+    return f"{n} {word}{'' if n == 1 else plural}"
+
 
 class IssueLog:
-    """Counts bad annotations; in strict mode the first one raises :class:`DataError`.
+    """Counts bad annotations and keeps every message (a run's log lists them all); in
+    strict mode the first one raises :class:`DataError`.
 
     >>> log = IssueLog(strict=False)
-    >>> log.add("empty polygon", "a.json: annotation 3 has an empty polygon")
+    >>> log.add("empty polygon", "p.png annotation 3: segmentation has no polygon")
     >>> dict(log.counts)
     {'empty polygon': 1}
     """
-
-    max_notes = 20
 
     def __init__(self, strict: bool = False):
         self.strict = strict
@@ -107,8 +145,7 @@ class IssueLog:
             raise DataError(f"{message}. Fix the annotation, or read without strict mode to "
                             "skip such annotations and get a count.")
         self.counts[kind] += 1
-        if len(self.notes) < self.max_notes:
-            self.notes.append(message)
+        self.notes.append(message)
 
 
 def polygon_bbox(polygons: list[list[float]]) -> Box:

@@ -100,7 +100,7 @@ def read_pagexml(source: str | Path | list[Path], region_map: dict[str, str] | N
             element = _local(el.tag)
             if not element.endswith("Region") or el is page_el:
                 continue
-            inst = _region(el, element, region_map, names, page, f"{xml}: region "
+            inst = _region(el, element, region_map, names, page, f"{xml.name} region "
                            f"{el.get('id', '?')}", log)
             if inst is not None:
                 page.instances.append(inst)

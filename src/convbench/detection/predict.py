@@ -130,8 +130,9 @@ def load_detector(folder: str | Path, device: str = "cpu") -> Detector:
 
 def predict_images(detector: Detector, images: list[str | Path], out_dir: str | Path,
                    score_threshold: float = 0.5, overlays: bool = True) -> DetectionDataset:
-    """Detect regions on image files; write predictions (see :func:`save_predictions`)."""
-    paths = [Path(p) for p in images]
+    """Detect regions on image files (a folder stands for the images in it); write
+    predictions (see :func:`save_predictions`)."""
+    paths = [q for p in images for q in _image_files(Path(p))]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DataError(f"Image(s) not found: {', '.join(missing[:3])}.")
@@ -148,3 +149,18 @@ def predict_images(detector: Detector, images: list[str | Path], out_dir: str | 
     predicted = predict_pages(detector.model, data, detector.device)
     save_predictions(ds, predicted, out_dir, score_threshold, None if overlays else 0)
     return replace(ds, pages=predicted)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _image_files(path: Path) -> list[Path]:
+    """``path`` itself, or the images in it (sorted) when it is a folder."""
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not found:
+        raise DataError(f"Folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}). "
+                        "Give image files or a folder of them.")
+    return found

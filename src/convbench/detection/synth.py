@@ -13,12 +13,15 @@ a slight rotation. Drawing is numpy + Pillow only, about 20 ms a page.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..errors import DataError
 from .coco import write_coco
 from .dataset import DetectionDataset, Instance, PageRecord, polygon_bbox, polygons_area
 from .pagexml import write_pagexml
@@ -26,6 +29,9 @@ from .pagexml import write_pagexml
 CLASSES = ["staff", "lyrics", "drop-capital"]
 ASPECT = 0.75  # page width / height, close to a manuscript folio
 _CREATED = "2024-01-01T00:00:00"  # fixed Metadata date: same seed, same bytes
+# The COCO info block marks a folder as synthesize() output, which a new run may replace.
+SYNTH_INFO = {"description": "convbench synthetic pages"}
+_PNG, _XML = re.compile(r"page_\d{4,}\.png"), re.compile(r"page_\d{4,}\.xml")
 
 
 def synthesize(out_dir: str | Path, pages: int = 60, size: int = 448, seed: int = 0) -> Path:
@@ -40,7 +46,7 @@ def synthesize(out_dir: str | Path, pages: int = 60, size: int = 448, seed: int 
     if pages < 1 or size < 64:
         raise ValueError("synthesize needs pages >= 1 and size >= 64 px")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _clear_output(out)
     records = []
     for i in range(pages):
         rng = np.random.default_rng([seed, i])
@@ -50,7 +56,42 @@ def synthesize(out_dir: str | Path, pages: int = 60, size: int = 448, seed: int 
         records.append(PageRecord(i + 1, name, image.width, image.height, instances))
     ds = DetectionDataset(out, list(CLASSES), records)
     write_pagexml(ds, out / "page", created=_CREATED)
-    return write_coco(ds, out / "annotations.json")
+    return write_coco(ds, out / "annotations.json", info=SYNTH_INFO)
+
+
+def _clear_output(out: Path) -> None:
+    """Create ``out``, or empty it of an earlier synthesize() run, whose pages beyond the new
+    count would otherwise read as extra pages. Any other content is refused, not deleted."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"Cannot write pages into {str(out)!r}: it is a file. Give a new or "
+                        "empty folder.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file in the way higher up, no permission, …
+        raise DataError(f"Cannot create the folder {str(out)!r}: {err.strerror}.") from None
+    ann, page_dir = out / "annotations.json", out / "page"
+    in_page = list(page_dir.iterdir()) if page_dir.is_dir() else []
+    pngs = [p for p in out.iterdir() if _PNG.fullmatch(p.name) and p.is_file()]
+    xmls = [p for p in in_page if _XML.fullmatch(p.name) and p.is_file()]
+    others = [p for p in [*out.iterdir(), *in_page] if p not in (ann, *pngs, *xmls)
+              and not (p == page_dir and p.is_dir())]
+    if not (others or pngs or xmls or ann.exists()):
+        return
+    if others or not _is_synth_output(ann):
+        example = (others or pngs or xmls or [ann])[0]
+        raise DataError(f"{str(out)!r} is not empty and not the output of a finished "
+                        f"`convbench detect synth` (e.g. {str(example)!r}). Give a new or "
+                        "empty folder.")
+    # The marker goes last, so a clean-up cut short can still be redone.
+    for path in [*pngs, *xmls, ann]:
+        path.unlink()
+
+
+def _is_synth_output(ann: Path) -> bool:
+    try:
+        return json.loads(ann.read_text()).get("info") == SYNTH_INFO
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def draw_page(rng: np.random.Generator, size: int) -> tuple[Image.Image, list[Instance]]:

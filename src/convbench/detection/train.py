@@ -45,6 +45,7 @@ from .predict import save_predictions
 
 CHECKPOINT, WEIGHTS, CONFIG_FILE, DETECTOR = "last.pt", "model.safetensors", "detect.yaml", \
     "detector.json"
+LOG = "train.log"
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
              "loss_rpn_box_reg")
 
@@ -293,9 +294,15 @@ class DetectTrainer:
             "energy_method": self.energy_info.get("energy_method"),
             "energy_estimated": self.energy_info.get("energy_estimated"),
             "cost": kwh * self.cfg.measure.price_per_kwh if self.cfg.measure.energy else None,
-            "time_limited": s["time_limited"], "skipped_annotations": dict(self.train_ds.issues),
+            "time_limited": s["time_limited"],
         })
         return metrics
+
+
+def _write_log(path: Path, lines: list[str]) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(path, "a") as fh:
+        fh.writelines(f"{stamp} {line}\n" for line in lines)
 
 
 def _tail_mean(losses: list[list[float]], n: int = 20) -> float | None:
@@ -317,12 +324,17 @@ def prepare(config: DetectConfig | dict | str | Path | None) -> DetectConfig:
 def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
                    store: Store | str | None = None, quiet: bool = True,
                    resume: str | None = None, group_id: str | None = None,
-                   on_iteration: Callable[[int, float], None] | None = None) -> Run:
+                   on_iteration: Callable[[int, float], None] | None = None,
+                   on_data_issues: Callable[[list[str]], None] | None = None) -> Run:
     """Train one detector, evaluate it on the held-out pages and record the run (kind
     ``detect``) in the store; ``resume`` continues a stopped run from its last checkpoint.
 
     ``on_iteration(iteration, loss)`` is called after every optimiser step (and after any
-    checkpoint of that step); raising KeyboardInterrupt there stops the run resumably.
+    checkpoint of that step); raising KeyboardInterrupt there stops the run resumably. A
+    stopped run re-raises KeyboardInterrupt or Stopped with the run's id as ``run_id``.
+
+    Bad annotations go to the run's ``train.log`` (every message) and its metrics (counts and
+    the first messages); ``on_data_issues(lines)`` gets a few lines about them to show.
 
     >>> run = train_detector("examples/detect-synth.yaml")   # doctest: +SKIP
     >>> run.metrics["box_AP50"]                                # doctest: +SKIP
@@ -346,6 +358,12 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
         run_id = store.create_run(name=cfg.name, config=cfg.model_dump(mode="json"),
                                   seed=cfg.train.seed, env=env, kind="detect",
                                   device=str(device), group_id=group_id)
+    store.update(run_id, metrics=train_ds.issue_metrics())
+    if train_ds.issues:
+        log = store.run_dir(run_id) / LOG
+        _write_log(log, [f"data: {train_ds.issue_summary()}", *train_ds.notes])
+        if on_data_issues is not None:
+            on_data_issues(train_ds.issue_report(log))
     peak = PeakMemory(select_device(cfg.train.device))
     peak.start()
     try:
@@ -364,8 +382,9 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
                 "iterations": trainer.state["iteration"],
                 "train_time_s": trainer.state["train_time_s"],
                 "diverged_iteration": trainer.state.get("diverged_iteration")}
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, Stopped) as stop:
         store.update(run_id, status="stopped", ended=True)
+        stop.run_id = run_id  # the caller names the run to resume
         raise
     except ConvbenchError as err:
         store.update(run_id, status="failed", metrics={"error": str(err)}, ended=True)
@@ -381,7 +400,7 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
     losses.write_text(json.dumps(trainer.state["losses"]))
     artifacts = {k: str(run_dir / f) for k, f in
                  (("checkpoint", CHECKPOINT), ("weights", WEIGHTS), ("config", CONFIG_FILE),
-                  ("detector", DETECTOR), ("losses", "losses.json"),
+                  ("detector", DETECTOR), ("losses", "losses.json"), ("log", LOG),
                   ("predictions", "predictions")) if (run_dir / f).exists()}
     store.update(run_id, status=status, metrics=metrics, artifacts=artifacts, ended=True)
     return Run(store.get_run(run_id))

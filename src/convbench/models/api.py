@@ -17,6 +17,7 @@ from torch import nn
 from ..config import ModelConfig, config_error
 from ..errors import ConfigError
 from .catalog import BUILD_FIELDS, MODELS, ModelEntry
+from .pretrained import PretrainedEntry
 from .timm_models import PREFIX, TIMM, check_timm_name, is_timm_name
 from .transfer import apply_transfer
 
@@ -37,7 +38,8 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
 
     ``B2FL32`` (any case, optional optimiser suffix) becomes ``name="blocks", blocks=2,
     base_filters=32``; ``timm/<arch>`` is checked against timm; other names must be
-    registered (errors suggest the closest names).
+    registered (errors suggest the closest names). A named pretrained model
+    (``efficientnet-lite0-imagenet``) gets ``pretrained=True``: the name means its weights.
 
     >>> resolve(ModelConfig(name="ResNet20")).name
     'resnet20'
@@ -50,6 +52,10 @@ def resolve(cfg: ModelConfig) -> ModelConfig:
         update = {"name": check_timm_name(name)}
     else:
         update = {"name": _registered_name(name)}
+        # A named pretrained model is its packaged weights, which its builder always loads:
+        # record them, so a stored config never says "from scratch" for them.
+        if cfg.pretrained is False and isinstance(MODELS.get(update["name"]), PretrainedEntry):
+            update["pretrained"] = True
     try:
         return ModelConfig.model_validate({**cfg.model_dump(), **update})
     except ValidationError as err:

