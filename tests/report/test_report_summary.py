@@ -107,3 +107,24 @@ def test_learning_curves_average_the_epochs_each_seed_has(store, add_run):
         statistics.fmean(r["epochs"][0]["val_accuracy"] for r in runs))
     assert val["mean"][4] == pytest.approx(runs[0]["epochs"][4]["val_accuracy"])
     assert val["std"][4] is None
+
+
+def _run(model: str, vals: list[float], time_s: float, **metrics) -> dict:
+    return {"id": model, "status": "completed", "config": {"model": {"name": model}},
+            "metrics": {"best_val_accuracy": max(vals), **metrics},
+            "epochs": [{"epoch": i + 1, "val_accuracy": v, "time_s": time_s}
+                       for i, v in enumerate(vals)]}
+
+
+def test_without_a_target_runs_are_timed_to_the_level_all_of_them_reached():
+    fast = _run("simple-cnn", [0.70, 0.80, 0.85], time_s=10.0)
+    slow = _run("resnet20", [0.50, 0.75, 0.90], time_s=30.0)
+    rows = _by_label(summary_table([fast, slow]))
+    # common target = 0.85, the lower of the two bests
+    assert rows["simple-cnn"]["metrics"]["time_to_common_target_s"]["mean"] == 30.0
+    assert rows["resnet20"]["metrics"]["time_to_common_target_s"]["mean"] == 90.0
+    assert rows["resnet20"]["metrics"]["common_target"]["mean"] == 0.85
+    # a target of the user's own replaces it
+    fast["metrics"]["time_to_target_s"] = 20.0
+    rows = _by_label(summary_table([fast, slow]))
+    assert "time_to_common_target_s" not in rows["simple-cnn"]["metrics"]

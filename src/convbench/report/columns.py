@@ -40,6 +40,9 @@ COLUMNS: list[Column] = [
     Column("train_time_s", "Train time", fmt.duration, "min"),
     # Only measured when measure.target_accuracy is set.
     Column("time_to_target_s", "Time to target", fmt.duration, "min", optional=True),
+    # Without one: time to the lowest best validation accuracy of the compared runs.
+    Column("time_to_common_target_s", "Time to common target", fmt.duration, "min",
+           optional=True),
     Column("latency_ms", "Latency (batch 1)", fmt.milliseconds, "min"),
     Column("throughput_ips", "Throughput (img/s)", fmt.count, "max"),
     Column("energy_j", "Energy", fmt.energy_j, "min"),

@@ -127,6 +127,12 @@ def _summary_section(ctx: Context) -> str:
     if any(r.get("energy_estimated") for r in rows):
         note += (" (est.): energy, and the cost derived from it, estimated from a power model "
                  "rather than metered.")
+    target = next((r["metrics"]["common_target"]["mean"] for r in rows
+                   if (r["metrics"].get("common_target") or {}).get("mean") is not None), None)
+    if target is not None and any(c.key == "time_to_common_target_s" for c in columns):
+        note += (f" Time to common target: training time until validation accuracy first "
+                 f"reached {fmt.percent(target)}, the lowest best of these runs (set "
+                 "measure.target_accuracy for a target of your own).")
     html = table(head, table_rows, best) + f'<p class="note">{escape(note)}</p>'
     if incomplete:
         names = ", ".join(f"{run_name(r)} ({status_of(r)})" for r in incomplete[:CALLOUT_RUNS])

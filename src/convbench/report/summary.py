@@ -215,10 +215,41 @@ def _status_text(runs: list[dict]) -> tuple[str, dict[str, int]]:
     return ", ".join(f"{n} {status}" for status, n in others.items()), counts
 
 
-def variant_row(variant: Variant, config: dict[str, Any]) -> dict[str, Any]:
-    """The summary row of one variant (see :func:`summary_table`)."""
+def common_target(variants: list[Variant]) -> float | None:
+    """The best validation accuracy every completed run reached: the lowest of their bests.
+    Without a ``measure.target_accuracy``, the time each run took to reach it still says who
+    gets to a shared level first."""
+    bests = [number(metrics_of(r).get("best_val_accuracy"))
+             for v in variants for r in v.completed]
+    return min(bests) if bests and None not in bests else None
+
+
+def time_to(run: dict, target: float) -> float | None:
+    """Training seconds until the first epoch whose validation accuracy reached ``target``.
+
+    >>> time_to({"epochs": [{"val_accuracy": 0.5, "time_s": 2.0},
+    ...                     {"val_accuracy": 0.8, "time_s": 3.0}]}, 0.75)
+    5.0
+    """
+    elapsed = 0.0
+    for epoch in run.get("epochs") or []:
+        elapsed += number(epoch.get("time_s")) or 0.0
+        acc = number(epoch.get("val_accuracy"))
+        if acc is not None and acc >= target:
+            return elapsed
+    return None
+
+
+def variant_row(variant: Variant, config: dict[str, Any],
+                target: float | None = None) -> dict[str, Any]:
+    """The summary row of one variant (see :func:`summary_table`); with ``target``, each
+    run's ``time_to_common_target_s`` too."""
     done = variant.completed
     metrics = [metrics_of(r) for r in done]
+    if target is not None:
+        for m, run in zip(metrics, done, strict=True):
+            m["time_to_common_target_s"] = time_to(run, target)
+            m["common_target"] = target
     numeric_keys: list[str] = []
     for m in metrics:
         for key, value in m.items():
@@ -268,7 +299,10 @@ def summary_table(runs: list[dict]) -> list[dict]:
 def variant_rows(variants: list[Variant]) -> list[dict]:
     """The :func:`summary_table` rows of already grouped variants."""
     paths = differing_fields([v.fields for v in variants]) if len(variants) > 1 else []
-    return [variant_row(v, {p: v.fields.get(p) for p in paths}) for v in variants]
+    explicit = any(number(metrics_of(r).get("time_to_target_s")) is not None
+                   for v in variants for r in v.completed)
+    target = None if explicit else common_target(variants)
+    return [variant_row(v, {p: v.fields.get(p) for p in paths}, target) for v in variants]
 
 
 def mean_curves(variant: Variant) -> dict[str, dict[str, list[float | None]]]:
