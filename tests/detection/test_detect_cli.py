@@ -251,3 +251,13 @@ def test_convbench_report_of_detection_runs_and_a_mixed_set(workdir, config_file
                                      store).stdout)[0]["id"]
     mixed = cli("report", run_ids[0], classification, "--store", store)
     assert mixed.returncode == 2 and "one kind per report" in mixed.stderr
+
+
+def test_the_resume_hint_never_shows_a_database_password():
+    from convbench.detection.cli import _resume_command
+
+    stop = KeyboardInterrupt()
+    stop.run_id = "abc12345"
+    hint = _resume_command(stop, "postgresql://me:s3cret@db.example/runs")
+    assert "s3cret" not in hint and "--resume abc12345" in hint and "db.example" in hint
+    assert _resume_command(stop, "runs.db").endswith("--store runs.db")

@@ -105,6 +105,10 @@ def _resume_command(stop: BaseException, store_url: str | None) -> str:
     """The command that continues the run ``stop`` interrupted (its id is set by
     train_detector; a stop while pages were still loading has none)."""
     run_id = getattr(stop, "run_id", None) or "RUN_ID"
+    if store_url and "://" in store_url:  # never echo a database password to the terminal
+        from ..store.database import resolve_url, safe_url
+
+        store_url = safe_url(resolve_url(store_url))
     store = f" --store {store_url}" if store_url else ""
     return f"convbench detect train --resume {run_id}{store}"
 
