@@ -154,7 +154,7 @@ def build(data: dict[str, Any] | None = None, source: str = "detect config") -> 
     try:
         return DetectConfig.model_validate(data or {})
     except ValidationError as err:
-        raise config_error(err, source, help="docs/detection.md lists every field.") from None
+        raise config_error(err, source, help="See docs/detection.md and examples/detect-synth.yaml.") from None
 
 
 def load(path: str | Path) -> DetectConfig:
