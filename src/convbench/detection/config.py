@@ -154,7 +154,8 @@ def build(data: dict[str, Any] | None = None, source: str = "detect config") -> 
     try:
         return DetectConfig.model_validate(data or {})
     except ValidationError as err:
-        raise config_error(err, source, help="See docs/detection.md and examples/detect-synth.yaml.") from None
+        raise config_error(err, source,
+                           help="See docs/detection.md and examples/detect-synth.yaml.") from None
 
 
 def load(path: str | Path) -> DetectConfig:
