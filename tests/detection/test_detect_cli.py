@@ -111,6 +111,16 @@ def test_train_and_eval_report_skipped_annotations(workdir, pages, tiny_config):
     assert "1 box clipped to page; first 3 of 5 messages:" in proc.stderr
     assert "  page_0000.png annotation 902: box" in proc.stderr
     assert json.loads(proc.stdout)["annotation_notes"][3].startswith("annotation 904")
+    # A comparison tells the shared data's problems once, not once per variant; a report
+    # path it cannot write is refused before any training.
+    (workdir / "afile").write_text("x")
+    proc = detect("compare", "bad.yaml", "--variant", "train.seed=0", "--variant",
+                  "train.seed=1", "--report", "afile/r.html", "--store", "bad.db", cwd=workdir)
+    assert proc.returncode == 2 and "is a file" in proc.stderr and "skipped" not in proc.stderr
+    proc = detect("compare", "bad.yaml", "--variant", "train.seed=0", "--variant",
+                  "train.seed=1", "--report", "r.html", "--store", "bad.db", "-q", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("skipped 4 annotations") == 1
 
 
 @pytest.mark.parametrize("args, message", [

@@ -293,6 +293,7 @@ def compare(
                                 **_data_flags(data, None)}, sets)
     try:
         group = compare_detectors(cfg, variants, store=open_store(store), name=name,
+                                  on_data_issues=_warn,
                                   report=report, quiet=quiet or as_json)
     except (KeyboardInterrupt, Stopped) as stop:
         err.print("Stopped. Finished variants stay in the store; the stopped one can be "

@@ -55,14 +55,29 @@ def variant_label(sets: list[str]) -> str:
 def compare_detectors(base: DetectConfig | dict | str | Path | None,
                       variants: list[list[str]], *, store: Store | str | None = None,
                       name: str | None = None, report: str | Path | None = None,
-                      quiet: bool = True) -> dict[str, Any]:
+                      quiet: bool = True,
+                      on_data_issues: Callable[[list[str]], None] | None = None
+                      ) -> dict[str, Any]:
     """Train each variant in turn (one failure does not stop the others); record a group.
 
     Returns the group dict plus ``errors`` (variants that failed) and ``report`` (path).
+    ``on_data_issues`` gets the annotation problems, once per distinct data set.
     """
     if not variants:
         raise ConvbenchError("Nothing to compare: give at least one variant (e.g. a backbone).")
+    if report is not None:
+        check_report_path(report)  # a bad path fails now, not after hours of training
     cfg = prepare(base)
+    told: set[tuple[str, ...]] = set()
+
+    def tell_once(lines: list[str]) -> None:
+        # Variants usually share the data: its problems are news only the first time. (The
+        # first line names each run's own log, so the messages below it are the key.)
+        key = tuple(lines[1:] or lines)
+        if on_data_issues is not None and key not in told:
+            told.add(key)
+            on_data_issues(lines)
+
     configs = []
     for sets in variants:
         label = variant_label(sets)
@@ -77,7 +92,8 @@ def compare_detectors(base: DetectConfig | dict | str | Path | None,
         if not quiet:  # epoch lines alone would not say which variant they belong to
             print(f"variant {number}/{len(configs)}: {c.name}", file=sys.stderr, flush=True)
         try:
-            train_detector(c, store=store, quiet=quiet, group_id=group_id)
+            train_detector(c, store=store, quiet=quiet, group_id=group_id,
+                           on_data_issues=tell_once)
         except ConvbenchError as err:
             errors.append(f"{c.name}: {err}")
         except (KeyboardInterrupt, Stopped):
