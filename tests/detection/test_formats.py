@@ -185,6 +185,19 @@ def test_mask_to_polygons_outlines_each_blob_largest_first():
     assert back[8:18, 5:15].mean() > 0.9 and back[1:4, 1:4].sum() == 0
 
 
+def test_mask_outlines_have_a_point_per_corner_not_per_pixel():
+    m = np.zeros((200, 300), np.uint8)
+    m[20:180, 30:270] = 1  # a 240 × 160 region
+    m[20:60, 30:70] = 0  # with a notch: 6 corners, each cut by the 0.5-level contour
+    (poly,) = mask_to_polygons(m)
+    assert len(poly) // 2 <= 12  # was one point per pixel edge (≈ 800)
+    xy = list(zip(poly[::2], poly[1::2], strict=True))
+    assert len(set(xy)) == len(xy)  # no repeated points
+    page = PageRecord(1, "x.png", 300, 200)
+    back = instance_mask(Instance("a", (0, 0, 1, 1), polygons=[poly]), page.height, page.width)
+    assert (back != m).sum() <= 10  # the same region, give or take the corner pixels
+
+
 def test_a_synth_cache_cut_short_is_drawn_again(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cfg = DetectDataConfig(source="synth", synth_pages=2, synth_size=64)

@@ -219,12 +219,30 @@ def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[list[float]]
     gen = contourpy.contour_generator(z=padded, line_type=contourpy.LineType.Separate)
     polys = []
     for line in gen.lines(0.5):
-        pts = np.asarray(line)[:-1] - 1.0  # drop the closing point, undo the padding
+        pts = _corners(np.asarray(line)[:-1] - 1.0)  # drop the closing point, undo the padding
         if len(pts) < min_points:
             continue
         polys.append((_shoelace(pts), [round(float(v), 2) for v in pts.reshape(-1)]))
     polys.sort(key=lambda t: -t[0])
     return [p for _, p in polys]
+
+
+def _corners(pts: np.ndarray) -> np.ndarray:
+    """The closed polygon ``pts`` without repeated points and without points in the middle of
+    a straight run: the same outline, with a point per corner instead of one per pixel edge
+    (a 100 px region edge is one segment, not a hundred, in the PAGE-XML a tool reads).
+
+    >>> _corners(np.array([[0, 0], [1, 0], [2, 0], [2, 0], [2, 1], [2, 2], [0, 2]])).tolist()
+    [[0, 0], [2, 0], [2, 2], [0, 2]]
+    """
+    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
+    pts = pts[keep] if keep.any() else pts[:1]
+    if len(pts) < 3:
+        return pts
+    before, after = pts - np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0) - pts
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    turning = np.abs(cross) > 1e-9
+    return pts[turning] if turning.sum() >= 3 else pts
 
 
 def _shoelace(pts: np.ndarray) -> float:
