@@ -394,7 +394,7 @@ def runs_list(
             # detection runs name their data by source (synth, coco, pagexml)
             (c.get("data") or {}).get("dataset") or (c.get("data") or {}).get("source", ""),
             model_name(r) if c else "",
-            fmt_value(m.get("epochs_run", m.get("epochs"))),
+            fmt_value(m.get("epochs_run", m.get("epochs")) or r.get("epochs_done")),
             _quality(m),
             (r.get("started_at") or "")[:19],
             (r.get("group_id") or "")[:8],

@@ -300,12 +300,15 @@ class Store:
         status: str | None = None,
         group_id: str | None = None,
     ) -> list[dict]:
-        """Runs (without epochs), newest first, optionally filtered.
+        """Runs (without epochs, but with ``epochs_done``, their count: a running or stopped
+        run has no final metrics yet), newest first, optionally filtered.
 
         Example: ``[r["id"] for r in store.list_runs(status="completed")]`` gives
         ``['3f9c01ab', '0b1e7d22']``.
         """
-        query = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        done = (sa.select(sa.func.count()).select_from(epochs)
+                .where(epochs.c.run_id == runs.c.id).scalar_subquery().label("epochs_done"))
+        query = sa.select(runs, done).order_by(runs.c.started_at.desc(), runs.c.id.desc())
         for column, value in (
             (runs.c.kind, kind),
             (runs.c.status, status),
