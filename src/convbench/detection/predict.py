@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
+from ..data.folder import IMAGE_EXTS
 from ..errors import DataError, WeightsError
 from .coco import write_coco
 from .config import DetectConfig, build
@@ -151,16 +152,14 @@ def predict_images(detector: Detector, images: list[str | Path], out_dir: str | 
     return replace(ds, pages=predicted)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
-
-
 def _image_files(path: Path) -> list[Path]:
     """``path`` itself, or the images in it (sorted) when it is a folder."""
     if not path.is_dir():
         return [path]
     found = sorted(p for p in path.iterdir()
-                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                   if p.suffix.lower() in IMAGE_EXTS and p.is_file())
     if not found:
-        raise DataError(f"Folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}). "
+        raise DataError(f"Folder {str(path)!r} holds no images "
+                        f"({', '.join(sorted(IMAGE_EXTS))}). "
                         "Give image files or a folder of them.")
     return found

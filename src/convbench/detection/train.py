@@ -30,6 +30,7 @@ from ..config import dump
 from ..errors import ConvbenchError, StoreError, WeightsError
 from ..measure.energy import EnergyMeter
 from ..measure.memory import PeakMemory, memory_in_use
+from ..runlog import LOG, append_log
 from ..store import Store
 from ..training.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from ..training.device import environment, select_device, set_threads
@@ -45,7 +46,6 @@ from .predict import save_predictions
 
 CHECKPOINT, WEIGHTS, CONFIG_FILE, DETECTOR = "last.pt", "model.safetensors", "detect.yaml", \
     "detector.json"
-LOG = "train.log"
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
              "loss_rpn_box_reg")
 
@@ -299,12 +299,6 @@ class DetectTrainer:
         return metrics
 
 
-def _write_log(path: Path, lines: list[str]) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    with open(path, "a") as fh:
-        fh.writelines(f"{stamp} {line}\n" for line in lines)
-
-
 def _tail_mean(losses: list[list[float]], n: int = 20) -> float | None:
     tail = [v for _, v in losses[-n:]]
     return float(np.mean(tail)) if tail else None
@@ -361,7 +355,7 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
     store.update(run_id, metrics=train_ds.issue_metrics())
     if train_ds.issues:
         log = store.run_dir(run_id) / LOG
-        _write_log(log, [f"data: {train_ds.issue_summary()}", *train_ds.notes])
+        append_log(log, [f"data: {train_ds.issue_summary()}", *train_ds.notes])
         if on_data_issues is not None:
             on_data_issues(train_ds.issue_report(log))
     peak = PeakMemory(select_device(cfg.train.device))

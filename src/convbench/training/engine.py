@@ -28,6 +28,7 @@ from ..data import DataBundle, Split, load_data
 from ..errors import ConvbenchError, StoreError
 from ..measure import EnergyMeter, PeakMemory, classification_metrics, measure_model
 from ..models import create_model, ignored_fields_note, input_requirements, resolve
+from ..runlog import LOG, append_log
 from ..store import Store
 from .augment import BatchPrep
 from .checkpoint import load_checkpoint, save_checkpoint, save_weights
@@ -342,8 +343,7 @@ class Trainer:
         return metrics
 
     def _log(self, line: str) -> None:
-        with open(self.run_dir / "train.log", "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        append_log(self.run_dir / LOG, [line])
 
 
 def _epoch_line(epoch: int, row: dict) -> str:
@@ -494,7 +494,7 @@ def train(
         for k, f in (
             ("checkpoint", LAST),
             ("best_weights", BEST),
-            ("log", "train.log"),
+            ("log", LOG),
             ("config", "config.yaml"),
         )
         if (run_dir / f).exists()
