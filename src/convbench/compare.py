@@ -18,6 +18,7 @@ from typing import Any
 from . import config as cfgmod
 from .config import RunConfig
 from .errors import ConvbenchError, StoreError
+from .results import load_group
 from .store import Store
 from .training.device import available_cores
 
@@ -123,12 +124,6 @@ def compare(
                 group["runs"], report, title=name or "convbench comparison", group=group
             ).items()
         }
-    return group
-
-
-def load_group(store: Store, group_id: str) -> dict[str, Any]:
-    group = store.get_group(group_id)
-    group["runs"] = [store.get_run(rid) for rid in group["run_ids"]]
     return group
 
 

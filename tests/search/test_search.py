@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from convbench.search import search
 from convbench.search import space as sp
+from convbench.search.rules import discard_reason
 from convbench.search.storage import get_study, open_storage, trials
 from convbench.store import Store
 
@@ -38,25 +39,43 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     summary = group["metrics"]["summary"]
     rows = {r["label"]: r for r in summary["rows"]}
     assert len(rows) == 4 and group["status"] == "completed"
+    # The verdicts are checked against the rule, not against borderline scores: the early
+    # accuracies differ between bf16 (AVX-512) and fp32 (AVX2) numerics, and a second Adam
+    # configuration may land on either side of "best − margin". Plain SGD at 1e-4..1e-2 stays
+    # at chance in two epochs on every CPU; Adam clearly learns.
+    rule = sp.parse(space()).screen
+    groups: dict = {}
+    for row in rows.values():
+        groups.setdefault(row["group"], []).append(row["early"])
     for label, row in rows.items():
-        if "optim=sgd" in label:  # plain SGD at 1e-4..1e-2 stays at chance in two epochs
-            assert row["status"].startswith("discarded: no convergence"), row["status"]
-            assert row["audit_final"] is not None  # the audit trained it anyway
+        expected = discard_reason(row["early"], row["chance"], groups[row["group"]], rule)
+        if expected is None:
+            assert row["status"] == "kept", (label, row["status"])
+            assert row["final"] is not None
         else:
-            assert row["status"] == "kept" and row["final"] > row["early"] > 0.3
+            assert row["status"] == f"discarded: {expected}", (label, row["status"])
+            assert row["audit_final"] is not None  # the audit trained it anyway
+        if "optim=sgd" in label:
+            assert row["status"].startswith("discarded: no convergence"), row["status"]
+        if row["status"] == "kept":
             lo, hi = row["lr_bounds"]
             assert 1e-4 <= lo < hi <= 1e-2
+    kept = [r for r in rows.values() if r["status"] == "kept"]
+    assert kept and all("optim=adam" in r["label"] for r in kept)
+    assert all(r["final"] > r["early"] > 0.3 for r in kept)
     winner = summary["winner"]
     assert "optim=adam" in winner["label"] and winner["test"]["value"] > 0.5
     cfg = yaml.safe_load((tmp_path / "out" / "search-winner.yaml").read_text())
     assert cfg["schedule"]["name"] == "triangular2" and cfg["train"]["epochs"] == 3
     assert cfg["optim"]["lr"] == pytest.approx(rows[winner["label"]]["lr_bounds"][0])
     audit = summary["audit"]
-    assert audit["pairs"] == 4 and audit["audited"] == audit["discarded"] == 2
+    discarded = 4 - len(kept)
+    assert audit["pairs"] == 4 and audit["audited"] == audit["discarded"] == discarded >= 2
     assert audit["spearman"] is not None and audit["regret_points"] >= 0
     compute = summary["compute"]
     assert compute["trained_in_full"] == 4 and not compute["exhaustive_estimated"]
-    # Every trial is a run of the group: 4 configs × 2 seeds range tests, 2 + 2 trainings.
+    # Every trial is a run of the group: 4 configs × 2 seeds range tests, and each config
+    # trained once (kept ones by the search, discarded ones by the audit).
     kinds = [r["kind"] for r in store.list_runs(group_id=group["id"])]
     assert kinds.count("lr-find") == 8 and kinds.count("train") == 4
     html = (tmp_path / "out" / "search.html").read_text()

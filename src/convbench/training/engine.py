@@ -28,6 +28,7 @@ from ..data import DataBundle, Split, load_data
 from ..errors import ConvbenchError, StoreError
 from ..measure import EnergyMeter, PeakMemory, classification_metrics, measure_model
 from ..models import create_model, ignored_fields_note, input_requirements, resolve
+from ..results import Run
 from ..runlog import LOG, append_log
 from ..store import Store
 from .augment import BatchPrep
@@ -43,16 +44,6 @@ LAST, BEST = "last.pt", "best.safetensors"
 BatchHook = Callable[[float, torch.Tensor, torch.Tensor, torch.Tensor], bool]
 # Called after every finished epoch with (epoch, row); True stops the run (status "stopped").
 EpochHook = Callable[[int, dict], bool]
-
-
-class Run(dict):
-    """A stored run (the dict of :meth:`Store.get_run`) with attribute access to common keys."""
-
-    id = property(lambda self: self["id"])
-    name = property(lambda self: self["name"])
-    status = property(lambda self: self["status"])
-    metrics = property(lambda self: self.get("metrics") or {})
-    epochs = property(lambda self: self.get("epochs") or [])
 
 
 class Stopped(Exception):
