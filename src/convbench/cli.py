@@ -434,12 +434,17 @@ def runs_show(
     run_id: Annotated[str, typer.Argument(help="Run id or unique prefix.")],
     store: StoreOpt = None,
     as_json: JsonOpt = False,
+    card: Annotated[bool, typer.Option("--card", help="Print the Markdown model card.")] = False,
 ):
     """Show one run: status, config, final metrics and the per-epoch table."""
     from .report.summary import model_name
 
     s = _store(store, existing=True)
     run = s.get_run(s.resolve_id(run_id))
+    if card:
+        from .inference.card import model_card
+        sys.stdout.write(model_card(s, run))
+        return
     if as_json:
         return print_json(run)
     show_run_summary(run)
@@ -891,6 +896,13 @@ app.command("features")(features_cmd)
 app.command("svm")(svm_cmd)
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(data_app, name="data")
+
+# Using a trained run (cli_use.py): predict, evaluate, export
+from .cli_use import evaluate_cmd, export_cmd, predict_cmd  # noqa: E402
+
+app.command("predict")(predict_cmd)
+app.command("evaluate")(evaluate_cmd)
+app.command("export")(export_cmd)
 
 # Document-layout detection and segmentation (detection/cli.py)
 from .detection.cli import app as detect_app  # noqa: E402
