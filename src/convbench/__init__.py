@@ -1,27 +1,89 @@
 """convbench: design, train, compare and tune convolutional networks on modest hardware.
 
+The Python API has the command line's names; each returns what the command prints (a stored
+:class:`Run`, a :class:`Group` of runs, a result dict, or files written):
+
 >>> import convbench
 >>> cfg = convbench.config.build({"model": {"name": "B2FL16"}, "train": {"epochs": 2}})
->>> cfg.train.epochs
-2
+>>> cfg.train.epochs, convbench.replace(cfg, {"train.epochs": 3}).train.epochs
+(2, 3)
+>>> run = convbench.train(cfg, store="runs.db")                                # doctest: +SKIP
+>>> group = convbench.compare(cfg, models=["B2FL8", "B2FL16"], seeds=[0, 1],
+...                           store="runs.db", report="out/report.html")      # doctest: +SKIP
+>>> convbench.report([r["id"] for r in group.runs], "out/again.html")        # doctest: +SKIP
+>>> from convbench.training.lr_finder import make_spec                        # doctest: +SKIP
+>>> bounds = convbench.lr_find(cfg, make_spec(max_lr=1), store="runs.db")     # doctest: +SKIP
+>>> result = convbench.search("examples/digits-screen-search.yaml", workers=2)  # doctest: +SKIP
+>>> feats, path = convbench.features(convbench.Store("runs.db"), run=run.id,
+...                                  out="feats.npz")                         # doctest: +SKIP
+>>> convbench.svm("feats.npz", store="runs.db").metrics["test_accuracy"]     # doctest: +SKIP
+0.93
+>>> convbench.detect.train("examples/detect-synth.yaml", store="runs.db")    # doctest: +SKIP
+>>> convbench.Store("runs.db").list_runs(status="completed")                 # doctest: +SKIP
+
+Everything but ``config`` is imported on first use (PEP 562), so ``import convbench`` and
+``convbench --help`` stay quick; ``dir(convbench)`` and ``__all__`` list it all.
 """
+
+import sys as _sys
+import types as _types
+from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
 from . import config  # noqa: E402
-from .config import RunConfig  # noqa: E402
+from .config import RunConfig, replace  # noqa: E402
 from .errors import ConvbenchError  # noqa: E402
+
+# Public name → (module, attribute); None: the module itself is the namespace.
+_API: dict[str, tuple[str, str | None]] = {
+    "train": ("convbench.training", "train"),
+    "compare": ("convbench.compare", "compare"),
+    "report": ("convbench.report", "write_report"),
+    "lr_find": ("convbench.training.lr_finder", "lr_find"),
+    "search": ("convbench.search", "search"),
+    "features": ("convbench.analysis.features", "extract_features"),
+    "svm": ("convbench.analysis.svm", "svm_run"),
+    "detect": ("convbench.detection.api", None),  # detect.train / eval / predict / compare
+    "Store": ("convbench.store", "Store"),
+    "Run": ("convbench.results", "Run"),
+    "Group": ("convbench.results", "Group"),
+    # ---- predict, export: the "use a trained run" entry points (issue 9, DESIGN.md) go here
+    # when the inference work lands, e.g. "predict": ("convbench.inference.predict", …).
+}
+
+__all__ = ["ConvbenchError", "Group", "Run", "RunConfig", "Store", "__version__", "compare",
+           "config", "detect", "features", "lr_find", "replace", "report", "search", "svm",
+           "train"]
 
 
 def __getattr__(name: str):
-    # Heavy modules (torch, models) load on first use so `convbench --help` stays instant.
-    if name in ("train", "Run"):
-        from . import training as _train
-        return getattr(_train, name)
-    if name == "Store":
-        from .store import Store
-        return Store
-    raise AttributeError(f"module 'convbench' has no attribute {name!r}")
+    if name not in _API:
+        raise AttributeError(f"module 'convbench' has no attribute {name!r}")
+    module, attribute = _API[name]
+    value = _import_module(module)
+    if attribute is not None:
+        value = getattr(value, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-__all__ = ["ConvbenchError", "RunConfig", "Run", "Store", "config", "train", "__version__"]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """Keeps the API's names for the API: three of them (``compare``, ``search``,
+    ``report``) are also submodules, and importing a submodule sets it as an attribute of
+    its package, which would turn ``convbench.compare`` from the function into the module
+    once anything had imported ``convbench.compare``. The modules stay importable by name
+    (``from convbench.compare import …``)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API and isinstance(value, _types.ModuleType) \
+                and _API[name][1] is not None:
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -11,8 +11,24 @@ from rich.table import Table
 
 from . import __version__
 from . import config as cfgmod
-from .cli_common import JsonOpt, QuietOpt, StoreOpt, err, fmt_value, out, print_json
+from .cli_common import (
+    JsonOpt,
+    QuietOpt,
+    SetOpt,
+    StoreOpt,
+    build_config,
+    default_help,
+    defaults_later,
+    err,
+    fmt_value,
+    out,
+    print_json,
+    run_app,
+    show_run_summary,
+)
+from .cli_common import csv_list as _csv
 from .cli_common import open_store as _store
+from .config import RunConfig
 from .errors import ConfigError, ConvbenchError
 
 app = typer.Typer(
@@ -24,14 +40,6 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="List, show and delete stored runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override any config field by dotted path, e.g. --set model.blocks=3 "
-        "(repeatable; see `convbench config`).",
-    ),
-]
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="YAML run config (optional).")]
 DatasetOpt = Annotated[str | None, typer.Option(help="Data set (see `convbench datasets`).")]
@@ -44,16 +52,19 @@ DownloadOpt = Annotated[
         "source into the cache (needs a network).",
     ),
 ]
-EpochsOpt = Annotated[int | None, typer.Option(help="Training epochs.")]
-BatchOpt = Annotated[int | None, typer.Option(help="Batch size (default 32).")]
-LrOpt = Annotated[float | None, typer.Option(help="Learning rate (lower bound of cyclical).")]
-OptimizerOpt = Annotated[str | None, typer.Option(help="sgd, adam (default), adamw or rmsprop.")]
-ScheduleOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range."
-    ),
-]
+# Help texts name the config's defaults, read from the models so they cannot drift.
+EpochsOpt = Annotated[int | None, typer.Option(
+    help=default_help("Training epochs", RunConfig, "train.epochs"))]
+BatchOpt = Annotated[int | None, typer.Option(
+    help=default_help("Batch size", RunConfig, "train.batch_size"))]
+LrOpt = Annotated[float | None, typer.Option(
+    help=default_help("Learning rate, the lower bound of cyclical schedules", RunConfig,
+                      "optim.lr"))]
+OptimizerOpt = Annotated[str | None, typer.Option(
+    help=default_help("sgd, adam, adamw or rmsprop", RunConfig, "optim.name"))]
+ScheduleOpt = Annotated[str | None, typer.Option(help=default_help(
+    "constant, step, cosine, one-cycle, plateau, triangular, triangular2, exp_range",
+    RunConfig, "schedule.name"))]
 
 
 def training_flags(dataset, data_dir, epochs, batch_size, lr, optimizer, schedule,
@@ -90,52 +101,6 @@ def _root(
 
 
 
-
-def build_config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):
-    """YAML file, then flags, then --set overrides (later wins)."""
-    data = cfgmod.load_yaml(config_file) if config_file else {}
-    for dotted, value in flags.items():
-        if value is not None:
-            cfgmod.set_path(data, dotted, value)
-    cfg = cfgmod.build(data, source=str(config_file or "flags"))
-    return cfgmod.apply_overrides(cfg, sets or [])
-
-
-def show_run_summary(run: dict) -> None:
-    m = run.get("metrics") or {}
-    out.print(f"[bold]run {run['id']}[/] {run.get('name') or ''} — {run['status']}")
-    keys = [
-        "test_accuracy",
-        "test_top5",
-        "test_loss",
-        "macro_f1",
-        "best_val_accuracy",
-        "epochs_run",
-        "train_time_s",
-        "images_per_s",
-        "params_total",
-        "flops",
-        "macs",
-        "disk_bytes",
-        "peak_memory_bytes",
-        "latency_ms",
-        "throughput_ips",
-        "energy_kwh",
-        "energy_method",
-        "cost",
-    ]
-    table = Table(show_header=False, box=None)
-    for k in keys:
-        if k in m:
-            table.add_row(k, fmt_value(m[k]))
-    out.print(table)
-    if m.get("skipped_images"):
-        err.print(
-            f"note: {m['skipped_images']} unreadable image(s) skipped; train.log in the run's "
-            "artifacts folder names them (data.strict=true makes this an error)."
-        )
-
-
 @app.command()
 def train(
     config_file: ConfigArg = None,
@@ -149,8 +114,10 @@ def train(
     lr: LrOpt = None,
     optimizer: OptimizerOpt = None,
     schedule: ScheduleOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (data split, init, order).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    seed: Annotated[int | None, typer.Option(help=default_help(
+        "Random seed (data split, init, order)", RunConfig, "train.seed"))] = None,
+    device: Annotated[str | None, typer.Option(help=default_help(
+        "auto, cpu, cuda or cuda:N", RunConfig, "train.device"))] = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
     sets: SetOpt = None,
@@ -213,22 +180,6 @@ def train(
             "(--set optim.grad_clip=1)."
         )
         raise typer.Exit(2)
-
-
-def _csv(text: str | None, what: str, cast=str) -> list:
-    """A comma-separated option as a list; given but empty, or with repeats, is an error."""
-    items = [t.strip() for t in (text or "").split(",") if t.strip()]
-    try:
-        values = [cast(t) for t in items]
-    except ValueError:
-        values = None
-    if values is None or (text is not None and not values):
-        raise ConfigError(
-            f"--{what} {text!r}: expected a comma-separated list, e.g. --{what} 0,1,2."
-        )
-    if len(set(values)) < len(values):
-        raise ConfigError(f"--{what} {text!r} names a value twice; each is used once.")
-    return values
 
 
 @app.command()
@@ -505,31 +456,43 @@ def _lr_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-@app.command("lr-find")
+def _lr_find_spec():
+    from .training.lr_finder import LRFindSpec
+
+    return LRFindSpec()
+
+
+# The sweep's defaults live in LRFindSpec, which loads torch: named in the help only when the
+# help is shown ({field} below).
+@app.command("lr-find", cls=defaults_later(_lr_find_spec))
 def lr_find_cmd(
     config_file: Annotated[Path | None, typer.Argument(help="YAML run config (optional).")] = None,
     dataset: Annotated[str | None, typer.Option(help="Data set (`convbench datasets`).")] = None,
     model: Annotated[str | None, typer.Option(help="Model, e.g. B2FL16.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam, adamw or rmsprop.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    min_lr: Annotated[float | None, typer.Option(help="Start of the sweep [1e-4].")] = None,
-    max_lr: Annotated[float | None, typer.Option(help="End of the sweep [1e-2].")] = None,
+    optimizer: OptimizerOpt = None,
+    batch_size: BatchOpt = None,
+    min_lr: Annotated[float | None, typer.Option(
+        help="Start of the sweep (default {min_lr:g}).")] = None,
+    max_lr: Annotated[float | None, typer.Option(
+        help="End of the sweep (default {max_lr:g}).")] = None,
     mode: Annotated[
         str | None,
-        typer.Option(help="linear, exp, or auto [auto: linear up to two decades, else exp]."),
+        typer.Option(help="linear, exp, or auto: linear up to two decades, else exp "
+                     "(default {mode})."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Length of the sweep in epochs [8].")] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="Length of the sweep in epochs (default {epochs}).")] = None,
     iters: Annotated[
         int | None, typer.Option(help="Length in iterations (overrides --epochs).")
     ] = None,
     seeds: Annotated[
         str | None, typer.Option(help="Comma-separated seeds; bounds are medians.")
     ] = None,
-    diverge: Annotated[
-        float | None, typer.Option(help="Stop when the smoothed loss exceeds K × its minimum [4].")
+    diverge: Annotated[float | None, typer.Option(
+        help="Stop when the smoothed loss exceeds K × its minimum (default {diverge:g}).")
     ] = None,
-    metric: Annotated[
-        str | None, typer.Option(help="Read the bounds off accuracy or loss [accuracy].")
+    metric: Annotated[str | None, typer.Option(
+        help="Read the bounds off accuracy or loss (default {rule.metric}).")
     ] = None,
     rule: Annotated[
         list[str] | None,
@@ -538,14 +501,17 @@ def lr_find_cmd(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Write the plot here (.png/.svg/.pdf) [the first run's artifact folder]."
+            help="Write the plot here (.png/.svg/.pdf; default: the first run's artifact "
+            "folder)."
         ),
     ] = None,
     log_x: Annotated[
         bool | None,
-        typer.Option("--log-x/--linear-x", help="LR axis [log over two decades or more]."),
+        typer.Option("--log-x/--linear-x",
+                     help="LR axis (default: log over two decades or more)."),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    device: Annotated[str | None, typer.Option(help=default_help(
+        "auto, cpu, cuda or cuda:N", RunConfig, "train.device"))] = None,
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
     sets: SetOpt = None,
@@ -578,11 +544,8 @@ def lr_find_cmd(
         sets,
     )
     rule_fields: dict[str, Any] = {"metric": metric} if metric else {}
-    for item in rule or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--rule {item!r}: expected field=value, e.g. --rule start=0.2.")
-        rule_fields[key.strip()] = cfgmod.parse_value(value.strip())
+    rule_fields.update(cfgmod.parse_sets(rule, flag="--rule", example="start=0.2",
+                                         what="field"))
     spec = make_spec(
         min_lr=min_lr,
         max_lr=max_lr,
@@ -878,22 +841,30 @@ def show_config(
     config_file: Annotated[Path | None, typer.Argument(help="YAML to validate.")] = None,
     sets: SetOpt = None,
 ):
-    """Print every config field with its default, or the resolved YAML of a file plus --set."""
+    """Print every config field with its type, default and meaning, or the resolved YAML of a
+    file plus --set."""
     if config_file or sets:
         cfg = build_config(config_file, {}, sets)
         sys.stdout.write(cfgmod.dump(cfg))
         return
-    table = Table("field (--set key=value)", "type", "default")
-    for key, typ, default in cfgmod.config_fields():
-        table.add_row(key, typ, fmt_value(default))
+    import json
+
+    from rich.markup import escape  # types and defaults hold [ ] (list[int], [0.667, 0.889])
+
+    table = Table("field (--set key=value)", "type", "default", "description")
+    for key, typ, default, description in cfgmod.config_fields():
+        # the exact value, written the way --set takes it (0.99994, 1e-07, true, [16, 32])
+        shown = "-" if default is None else default if isinstance(default, str) \
+            else json.dumps(default)
+        table.add_row(key, escape(typ), escape(shown), escape(description))
     out.print(table)
 
 
 # Transfer learning and analysis (cli_transfer.py): features, svm, analyze …, data …
-from .cli_transfer import analyze_app, data_app, features_cmd, svm_cmd  # noqa: E402
+from .cli_transfer import SVM_COMMAND, analyze_app, data_app, features_cmd, svm_cmd  # noqa: E402
 
 app.command("features")(features_cmd)
-app.command("svm")(svm_cmd)
+app.command("svm", cls=SVM_COMMAND)(svm_cmd)
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(data_app, name="data")
 
@@ -913,18 +884,6 @@ app.add_typer(detect_app, name="detect")
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one or two lines and exit status 2, never a traceback."""
     run_app(app, argv)
-
-
-def run_app(typer_app: typer.Typer, argv: list[str] | None = None) -> None:
-    """Run a typer app; :class:`ConvbenchError` becomes ``error: …`` and its exit status."""
-    try:
-        typer_app(args=argv, standalone_mode=True)
-    except ConvbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 ``analyze tsne|per-class|rank|weights|layers|report`` and ``data from-filenames``.
 
 They live here to keep :mod:`convbench.cli` short; ``cli`` registers them. Shared helpers
-(console, store, JSON output, cell formatting) come from :mod:`convbench.cli_common`; the
-few that live in ``cli`` itself (``build_config``, ``_csv``, ``show_run_summary``) are
-fetched when a command runs, since ``cli`` imports this module.
+(console, store, JSON output, the config builder, lists, the run summary) come from
+:mod:`convbench.cli_common`; this module never imports ``cli``.
 """
 
 from __future__ import annotations
@@ -14,10 +13,20 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import JsonOpt, StoreOpt, fmt_value, open_store, out, print_json
+from .cli_common import (
+    JsonOpt,
+    SetOpt,
+    StoreOpt,
+    build_config,
+    csv_list,
+    defaults_later,
+    fmt_value,
+    open_store,
+    out,
+    print_json,
+    show_run_summary,
+)
 
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override any config field by dotted path (repeatable).")]
 OutDirOpt = Annotated[Path | None, typer.Option(
     "--out-dir", help="Write the figure here instead of the run's artifacts folder.")]
 
@@ -25,11 +34,6 @@ analyze_app = typer.Typer(help="Analyse stored runs: t-SNE maps, per-class bars,
                                "ranks, per-layer weight change, model units.",
                           no_args_is_help=True)
 data_app = typer.Typer(help="Build data sets.", no_args_is_help=True)
-
-
-def _cli():
-    from . import cli
-    return cli
 
 
 def _wrote(paths: dict) -> None:
@@ -62,7 +66,6 @@ def features_cmd(
     from .analysis.features import extract_features
     from .errors import ConfigError
 
-    cli = _cli()
     if bool(run_id) == bool(model):
         raise ConfigError("Give either a run id or --model NAME (with --pretrained for "
                           "published weights).")
@@ -74,7 +77,7 @@ def features_cmd(
                           "own best weights at its own input size.")
     config = None
     if model:
-        config = cli.build_config(None, {
+        config = build_config(None, {
             "model.name": model, "model.pretrained": True if pretrained else None,
             "data.dataset": dataset, "data.data_dir": data_dir,
             "data.image_size": image_size}, sets)
@@ -85,13 +88,34 @@ def features_cmd(
     out.print(f"{feats.meta['layer']}: {feats.dim} features per image ({sizes}) → {path}")
 
 
+def _svm_defaults() -> dict[str, str]:
+    import inspect
+
+    from .analysis import svm
+
+    params = inspect.signature(svm.svm_run).parameters
+    return {"kernels": ",".join(svm.DEFAULT_KERNELS),
+            "C": ",".join(f"{c:g}" for c in svm.DEFAULT_C),
+            "gamma": ",".join(str(g) for g in svm.DEFAULT_GAMMA),
+            "folds": params["folds"].default, "seed": params["seed"].default}
+
+
+# The grid's defaults are analysis.svm's (which loads torch and scikit-learn): named in the
+# help only when it is shown; an option not given leaves svm_run its default.
+SVM_COMMAND = defaults_later(_svm_defaults)
+
+
 def svm_cmd(
     features: Annotated[Path, typer.Argument(help="Features file from `convbench features`.")],
-    kernels: Annotated[str, typer.Option(help="Kernels to try.")] = "rbf,sigmoid,linear",
-    c: Annotated[str, typer.Option("--C", help="C values to try.")] = "0.1,1,10",
-    gamma: Annotated[str, typer.Option(help="γ values (or 'scale').")] = "scale,1e-3,1e-4",
-    folds: Annotated[int, typer.Option(help="Cross-validation folds on the train split.")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the folds and Platt scaling.")] = 0,
+    kernels: Annotated[str | None, typer.Option(
+        help="Kernels to try (default {kernels}).")] = None,
+    c: Annotated[str | None, typer.Option("--C", help="C values to try (default {C}).")] = None,
+    gamma: Annotated[str | None, typer.Option(
+        help="γ values (or 'scale'; default {gamma}).")] = None,
+    folds: Annotated[int | None, typer.Option(
+        help="Cross-validation folds on the train split (default {folds}).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of the folds and Platt scaling (default {seed}).")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -103,20 +127,26 @@ def svm_cmd(
     from .analysis.svm import svm_run
     from .errors import ConfigError
 
-    cli = _cli()
-    try:
-        gammas = [g if g in ("scale", "auto") else float(g) for g in cli._csv(gamma, "gamma")]
-    except ValueError:
-        raise ConfigError(f"--gamma {gamma!r}: numbers or 'scale', e.g. scale,1e-3.") from None
+    grid: dict = {"folds": folds, "seed": seed}
+    if gamma is not None:
+        try:
+            grid["gammas"] = [g if g in ("scale", "auto") else float(g)
+                              for g in csv_list(gamma, "gamma")]
+        except ValueError:
+            raise ConfigError(f"--gamma {gamma!r}: numbers or 'scale', e.g. scale,1e-3.") \
+                from None
+    if kernels is not None:
+        grid["kernels"] = csv_list(kernels, "kernels")
+    if c is not None:
+        grid["cs"] = csv_list(c, "C", float)
     run = svm_run(features, store=open_store(store), name=name,
-                  kernels=cli._csv(kernels, "kernels"), cs=cli._csv(c, "C", float),
-                  gammas=gammas, folds=folds, seed=seed)
+                  **{k: v for k, v in grid.items() if v is not None})
     if as_json:
         return print_json(run)
     m = run["metrics"]
     out.print(f"SVM {m['svm_kernel']} C={m['svm_C']} γ={m['svm_gamma']} "
                   f"(cv accuracy {m['best_val_accuracy']:.4f})")
-    cli.show_run_summary(run)
+    show_run_summary(run)
 
 
 @analyze_app.command("tsne")
@@ -230,14 +260,13 @@ def layers_cmd(
     from .models import create_model, input_requirements
     from .models.anatomy import describe_units
 
-    cli = _cli()
     if bool(run_id) == bool(model):
         raise ConfigError("Give either a run id or --model NAME.")
     if run_id:
         from .analysis.runs import open_run
         net = open_run(open_store(store), run_id, weights="start").model
     else:
-        cfg = cli.build_config(None, {"model.name": model}, sets)
+        cfg = build_config(None, {"model.name": model}, sets)
         ch, side = input_requirements(cfg.model, image_size, channels)
         net = create_model(cfg.model, classes, ch, side)
     rows = describe_units(net)
@@ -287,11 +316,10 @@ def from_filenames_cmd(
     from .data.from_filenames import from_filenames
     from .errors import ConfigError
 
-    cli = _cli()
     if mode not in ("link", "symlink", "copy"):
         raise ConfigError(f"--mode {mode!r}: use link, symlink or copy.")
     r = from_filenames(src, classes, out_dir, min_images=min_images, single_word=single_word,
-                       mode=mode, extra_stop_words=cli._csv(stop_words, "stop-words"))
+                       mode=mode, extra_stop_words=csv_list(stop_words, "stop-words"))
     if as_json:
         return print_json({"counts": r.counts, "multi": r.multi, "dropped": r.dropped,
                                "unmatched": r.unmatched, "images": r.images, "out": str(r.out)})

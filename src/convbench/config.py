@@ -1,26 +1,37 @@
-"""Run configuration: validated pydantic models, YAML load/dump and ``--set key=value`` overrides.
+"""Run configuration: validated pydantic models, YAML load/dump, and the one config builder.
 
 A :class:`RunConfig` fully describes one training run; it is stored with every run, so a
-stored config re-run with ``convbench train`` reproduces the run.
+stored config re-run with ``convbench train`` reproduces the run. Every config of the package
+(this one, detection's :class:`~convbench.detection.config.DetectConfig`, the search space)
+is made of :class:`Section` models and the shared field types below, and is built by
+:func:`build_config` (YAML file → command-line flags → ``--set a.b=v``) or changed by
+:func:`replace`, with one override rule everywhere.
 
 >>> cfg = RunConfig()
 >>> cfg = apply_overrides(cfg, ["model.name=B2FL16", "train.epochs=3"])
 >>> cfg.model.name, cfg.train.epochs
 ('B2FL16', 3)
+>>> replace(cfg, {"train.epochs": 5}).train.epochs, cfg.train.epochs
+(5, 3)
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,32 +39,83 @@ from pydantic import (
 from .errors import ConfigError
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """The base of every config model: unknown fields are errors, assignments re-validate.
+
+    A top-level config (a *schema* for :func:`build_config`) may also set two class
+    attributes: ``field_help`` (what an unknown-field error tells the user to read) and
+    ``alternatives`` (groups of fields that give one quantity in different units).
+    """
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    field_help: ClassVar[str] = "Run `convbench config` to see every field."
+    # A layer (flags, --set, replace) that sets one field of a group replaces the others of
+    # the layers below it: `--epochs 2` over a file that gives `train.iterations` trains 2
+    # epochs. Setting two of a group in one layer is left to the model's validators.
+    alternatives: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
-class AugmentConfig(_Section):
+
+# ---- shared field types and validators ----------------------------------------------------
+
+def _increasing_fractions(value: list[float], info: ValidationInfo) -> list[float]:
+    if any(not 0 < x < 1 for x in value) or value != sorted(value):
+        raise ValueError(f"{info.field_name} are increasing fractions of training between 0 "
+                         "and 1")
+    return value
+
+
+def _distinct(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) < len(seeds):
+        raise ValueError("a seed is listed twice; each seed is run once")
+    return seeds
+
+
+#: Points in training as increasing fractions of it (LR decay milestones, detection steps).
+TrainingFractions = Annotated[list[float], AfterValidator(_increasing_fractions)]
+#: A share of something that may be 0 but not all of it (dropout, momentum, smoothing).
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+#: A probability (0 and 1 included).
+Probability = Annotated[float, Field(ge=0, le=1)]
+#: A random seed.
+Seed = Annotated[int, Field(ge=0)]
+#: Seeds of repeated runs: at least one, none twice.
+Seeds = Annotated[list[int], Field(min_length=1), AfterValidator(_distinct)]
+#: A device name: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+Device = Annotated[str, Field(description="auto, cpu, cuda or cuda:N")]
+
+#: The electricity price runs are costed at unless configured (currency per kWh).
+PRICE_PER_KWH = 0.246
+PricePerKwh = Annotated[float, Field(ge=0, description="electricity price (currency per kWh) "
+                                                        "for the run's cost")]
+
+
+# ---- the run config -----------------------------------------------------------------------
+
+class AugmentConfig(Section):
     """Batch-level augmentation. ``preset`` fills the fields not set explicitly."""
 
-    preset: Literal["none", "standard", "flip", "strong"] = "none"
+    preset: Literal["none", "standard", "flip", "strong"] = Field(
+        "none", description="standard: crop + flip; strong: + rotation and erasing")
     crop_padding: int | None = Field(None, ge=0, description="random crop after zero padding (px)")
-    hflip: bool | None = None
-    vflip: bool | None = None
-    rotate_deg: float | None = Field(None, ge=0, le=180)
-    erase_p: float | None = Field(None, ge=0, le=1, description="random-erasing probability")
+    hflip: bool | None = Field(None, description="random horizontal flips")
+    vflip: bool | None = Field(None, description="random vertical flips")
+    rotate_deg: float | None = Field(None, ge=0, le=180, description="random rotation up to "
+                                     "± this many degrees")
+    erase_p: Probability | None = Field(None, description="random-erasing probability")
 
 
-class DataConfig(_Section):
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    val_fraction: float = Field(0.1, ge=0, lt=1)
+class DataConfig(Section):
+    dataset: str = Field("digits", description="data set name (see `convbench datasets`)")
+    data_dir: str | None = Field(None, description="where the data set's files are")
+    download: bool = Field(False, description="fetch a missing data set from its official source")
+    val_fraction: Fraction = Field(0.1, description="share of train held out for validation")
     train_limit: int | None = Field(None, gt=0, description="stratified subset of train")
     test_limit: int | None = Field(None, gt=0, description="stratified subset of test")
     image_size: int | None = Field(None, gt=0, description="resize images to this side (px)")
     channels: int | None = Field(None, ge=1, le=3, description="force 1 (grey) or 3 (RGB)")
-    label_mode: Literal["fine", "coarse"] = "fine"
-    strict: bool = False
+    label_mode: Literal["fine", "coarse"] = Field("fine", description="CIFAR-100 label set")
+    strict: bool = Field(False, description="an unreadable image fails the run (else skipped)")
     synthetic_size: int = Field(2000, gt=0, description="images per split of `synthetic`")
     augment: AugmentConfig = AugmentConfig()
 
@@ -61,16 +123,16 @@ class DataConfig(_Section):
 Activation = Literal["relu", "gelu", "silu", "elu", "leaky_relu", "tanh"]
 
 
-class HeadConfig(_Section):
+class HeadConfig(Section):
     """A new classifier head: ``units`` dense layers (each linear → [BN] → act → [dropout])."""
 
     units: list[int] = Field(default_factory=list, description="hidden dense layer widths")
-    batch_norm: bool = False
-    dropout: float = Field(0.0, ge=0, lt=1)
-    activation: Activation = "relu"
+    batch_norm: bool = Field(False, description="BatchNorm after each hidden layer")
+    dropout: Fraction = Field(0.0, description="dropout after each hidden layer")
+    activation: Activation = Field("relu", description="activation of the hidden layers")
 
 
-class TransferConfig(_Section):
+class TransferConfig(Section):
     """Transfer learning on top of ``model.pretrained`` (see docs/transfer.md).
 
     Selectors name parts of the model: ``backbone``, ``head``, ``all``, unit indices or slices
@@ -90,7 +152,7 @@ class TransferConfig(_Section):
     reinit: list[str] = Field(default_factory=list, description="selectors to re-initialise")
     reinit_init: Literal[
         "uniform", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal"
-    ] = "uniform"
+    ] = Field("uniform", description="initialisation of the re-initialised parts")
     lr_scale: dict[str, float] = Field(
         default_factory=dict, description="selector → LR multiplier (later entries win)"
     )
@@ -113,35 +175,38 @@ class TransferConfig(_Section):
         return v
 
 
-class ModelConfig(_Section):
-    name: str = "simple-cnn"
+class ModelConfig(Section):
+    name: str = Field("simple-cnn", description="model (see `convbench models`), e.g. B2FL32 "
+                      "or timm/rexnet_100")
     # The `blocks` constructor (study 004); also read by shorthand names like B2FL32.
-    blocks: int = Field(2, ge=1, le=8)
-    base_filters: int = Field(16, ge=1)
-    convs_per_block: int = Field(2, ge=1)
-    kernel_size: int = Field(3, ge=1)
-    activation: Literal["relu", "gelu", "silu", "elu", "leaky_relu", "tanh"] = "relu"
+    blocks: int = Field(2, ge=1, le=8, description="conv blocks (`blocks` models)")
+    base_filters: int = Field(16, ge=1, description="filters of the first block, doubled per "
+                              "block")
+    convs_per_block: int = Field(2, ge=1, description="convolutions in each block")
+    kernel_size: int = Field(3, ge=1, description="convolution kernel side")
+    activation: Activation = Field("relu", description="activation after each convolution")
     init: Literal[
         "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal", "default"
-    ] = "glorot_uniform"
-    batch_norm: bool = False
-    dropout: float = Field(0.0, ge=0, lt=1)
-    dense_layers: int = Field(2, ge=0)
+    ] = Field("glorot_uniform", description="weight initialisation (default: PyTorch's)")
+    batch_norm: bool = Field(False, description="BatchNorm after each convolution")
+    dropout: Fraction = Field(0.0, description="dropout before each dense layer")
+    dense_layers: int = Field(2, ge=0, description="dense layers of the head")
     dense_units: int | None = Field(None, gt=0, description="default: the flattened size")
     pretrained: bool | str = Field(False, description="true (published weights) or a path")
     options: dict[str, Any] = Field(default_factory=dict, description="extra kwargs (timm)")
     transfer: TransferConfig = TransferConfig()
 
 
-class OptimConfig(_Section):
+class OptimConfig(Section):
     # Defaults are Keras' (Adam, 1e-3, batch 32), as in study 004: a safe start on new data.
-    name: str = "adam"
-    lr: float = Field(0.001, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(1e-7, gt=0)
+    name: str = Field("adam", description="sgd, adam, adamw or rmsprop")
+    lr: float = Field(0.001, gt=0, description="learning rate (the lower bound of cyclical "
+                      "schedules)")
+    momentum: Fraction = Field(0.9, description="SGD momentum (RMSprop: its momentum)")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW moment decays")
+    eps: float = Field(1e-7, gt=0, description="Adam/AdamW/RMSprop denominator term")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
 
 
@@ -149,29 +214,28 @@ class OptimConfig(_Section):
 TWO_BOUND_SCHEDULES = ("triangular", "triangular2", "exp_range", "one-cycle", "onecycle")
 
 
-class ScheduleConfig(_Section):
-    name: str = "constant"
-    warmup_epochs: float = Field(0.0, ge=0)
-    milestones: list[float] = Field(
+class ScheduleConfig(Section):
+    name: str = Field("constant", description="constant, step, cosine, one-cycle, plateau, "
+                      "triangular, triangular2 or exp_range")
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up (epochs)")
+    milestones: TrainingFractions = Field(
         default_factory=lambda: [0.667, 0.889],
         description="step decay points as fractions of training",
     )
-    gamma: float = Field(0.1, gt=0)
-    min_lr: float = Field(0.0, ge=0, description="cosine floor; cyclical lower bound")
+    gamma: float = Field(0.1, gt=0, description="step decay factor")
+    # The cyclical schedules start from optim.lr (docs/training.md, `convbench lr-find`'s
+    # bounds), so min_lr is the cosine floor only.
+    min_lr: float = Field(0.0, ge=0, description="cosine floor (cyclical schedules start at "
+                          "optim.lr)")
     max_lr: float | None = Field(None, gt=0, description="one-cycle peak; cyclical upper bound")
     cycle_epochs: float | None = Field(None, gt=0, description="cyclical half-cycle in epochs")
     cycle_iters: int | None = Field(None, gt=0, description="cyclical half-cycle in iterations")
     exp_gamma: float = Field(0.99994, gt=0, le=1, description="exp_range decay per iteration")
-    bounds: Literal["manual", "auto"] = "manual"
-    plateau_patience: int = Field(3, ge=0)
-    plateau_factor: float = Field(0.1, gt=0, lt=1)
-
-    @field_validator("milestones")
-    @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
-        if any(not 0 < m < 1 for m in v) or v != sorted(v):
-            raise ValueError("milestones are increasing fractions of training between 0 and 1")
-        return v
+    bounds: Literal["manual", "auto"] = Field("manual", description="auto: an LR range test "
+                                              "sets optim.lr and max_lr before training")
+    plateau_patience: int = Field(3, ge=0, description="plateau: epochs without gain before "
+                                  "a cut")
+    plateau_factor: float = Field(0.1, gt=0, lt=1, description="plateau: LR factor of a cut")
 
     @model_validator(mode="after")
     def _auto_bounds_need_two(self) -> ScheduleConfig:
@@ -183,39 +247,41 @@ class ScheduleConfig(_Section):
         return self
 
 
-class EarlyStopConfig(_Section):
-    enabled: bool = False
-    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"
-    patience: int = Field(5, ge=1)
-    min_delta: float = Field(0.0, ge=0)
+class EarlyStopConfig(Section):
+    enabled: bool = Field(False, description="stop when the metric stops improving")
+    metric: Literal["val_accuracy", "val_loss"] = Field("val_accuracy",
+                                                        description="the watched metric")
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
 
 
-class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    eval_batch_size: int = Field(512, ge=1)
-    seed: int = Field(0, ge=0)
-    device: str = "auto"
-    channels_last: bool = True
-    amp: bool = True
-    threads: int | None = Field(None, ge=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+class TrainConfig(Section):
+    epochs: int = Field(10, ge=1, description="passes over the training split")
+    batch_size: int = Field(32, ge=1, description="images per optimiser step")
+    eval_batch_size: int = Field(512, ge=1, description="images per evaluation batch")
+    seed: Seed = Field(0, description="seed of split, initialisation, order and augmentation")
+    device: Device = "auto"
+    channels_last: bool = Field(True, description="channels-last memory layout")
+    amp: bool = Field(True, description="mixed precision where the device supports it")
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores "
+                                "available)")
+    label_smoothing: Fraction = Field(0.0, description="cross-entropy label smoothing")
     early_stopping: EarlyStopConfig = EarlyStopConfig()
     max_time_s: float | None = Field(None, gt=0, description="stop after this wall time")
 
 
-class MeasureConfig(_Section):
-    price_per_kwh: float = Field(0.246, ge=0)
+class MeasureConfig(Section):
+    price_per_kwh: PricePerKwh = PRICE_PER_KWH
     grid_gco2_per_kwh: float | None = Field(None, ge=0, description="CO2 intensity of power")
     target_accuracy: float | None = Field(None, gt=0, le=1, description="for time-to-target")
-    latency_repeats: int = Field(30, ge=1)
-    throughput_batch: int = Field(256, ge=1)
+    latency_repeats: int = Field(30, ge=1, description="timed batch-1 forward passes")
+    throughput_batch: int = Field(256, ge=1, description="batch of the throughput probe")
     cost: bool = Field(True, description="false skips the timed inference probes (latency, "
                        "throughput); parameters, FLOPs and disk size are always measured")
 
 
-class RunConfig(_Section):
-    name: str | None = None
+class RunConfig(Section):
+    name: str | None = Field(None, description="a name for the run")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
@@ -223,6 +289,8 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     measure: MeasureConfig = MeasureConfig()
 
+
+# ---- errors --------------------------------------------------------------------------------
 
 def error_text(error: dict[str, Any]) -> str:
     """pydantic's message of one error, without the "Value error, " it puts before the text
@@ -235,7 +303,7 @@ def error_text(error: dict[str, Any]) -> str:
 
 
 def config_error(err: ValidationError, source: str, *, what: str = "config field",
-                 help: str = "Run `convbench config` to see every field.") -> ConfigError:
+                 help: str = Section.field_help) -> ConfigError:
     """Turn pydantic's first validation error into a one-line :class:`ConfigError`."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
@@ -250,13 +318,28 @@ def config_error(err: ValidationError, source: str, *, what: str = "config field
     return ConfigError(msg)
 
 
+S = TypeVar("S", bound=Section)
+
+
+def validate(schema: type[S], data: dict[str, Any] | None, source: str = "config") -> S:
+    """Validate a plain dict into ``schema``, raising a one-line :class:`ConfigError`.
+
+    >>> validate(RunConfig, {"train": {"epochs": 0}}, "c.yaml")
+    Traceback (most recent call last):
+    convbench.errors.ConfigError: c.yaml: train.epochs = 0 is invalid: ...
+    """
+    try:
+        return schema.model_validate(data or {})
+    except ValidationError as err:
+        raise config_error(err, source, help=schema.field_help) from None
+
+
 def build(data: dict[str, Any] | None = None, source: str = "config") -> RunConfig:
     """Validate a plain dict into a :class:`RunConfig`, raising :class:`ConfigError`."""
-    try:
-        return RunConfig.model_validate(data or {})
-    except ValidationError as err:
-        raise config_error(err, source) from None
+    return validate(RunConfig, data, source)
 
+
+# ---- YAML ----------------------------------------------------------------------------------
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with clear errors for missing files and bad syntax."""
@@ -295,6 +378,8 @@ def dump(cfg: BaseModel) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+# ---- the override rule and the builder -----------------------------------------------------
+
 def parse_value(text: str) -> Any:
     """Parse a ``--set`` value with YAML rules: ``3`` → int, ``1e-3`` → float, ``[1,2]`` → list."""
     try:
@@ -308,6 +393,25 @@ def parse_value(text: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+def parse_set(item: str, *, flag: str = "--set", example: str = "train.epochs=5",
+              what: str = "key") -> tuple[str, Any]:
+    """One ``a.b=v`` override as ``("a.b", value)``: the text after the first ``=`` parsed
+    by :func:`parse_value`. Every command line option that takes overrides uses this.
+
+    >>> parse_set("schedule.milestones=[0.4, 0.7]"), parse_set("optim.lr = 1e-3")
+    (('schedule.milestones', [0.4, 0.7]), ('optim.lr', 0.001))
+    """
+    key, eq, text = item.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"{flag} {item!r}: expected {what}=value, e.g. {flag} {example}.")
+    return key.strip(), parse_value(text.strip())
+
+
+def parse_sets(items: list[str] | None, **kw: Any) -> dict[str, Any]:
+    """``--set`` items as one mapping, dotted path → value (a later item wins)."""
+    return dict(parse_set(item, **kw) for item in items or [])
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -324,27 +428,142 @@ def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
+def layer_config(schema: type[S], base: dict[str, Any], base_source: str,
+                 layers: list[tuple[str, dict[str, Any]]]) -> S:
+    """``base`` (a plain dict) with each ``(source, {dotted: value})`` layer set on top
+    (later wins), the schema's ``alternatives`` rule applied, validated once. An error names
+    the source of the layer that set the field it is about (else ``base_source``).
+
+    >>> layer_config(RunConfig, {"train": {"epochs": 2}}, "c.yaml",
+    ...              [("--set", {"train.epochs": 0})])
+    Traceback (most recent call last):
+    convbench.errors.ConfigError: --set: train.epochs = 0 is invalid: ...
+    """
+    data = copy.deepcopy(base)
+    given: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for source, values in layers:
+        for key, value in values.items():
+            set_path(data, key, value)
+            given[key], origin[key] = value, source
+    for group in schema.alternatives:
+        if any(given.get(k) is not None for k in group):
+            for k in group:
+                if k not in given:
+                    set_path(data, k, None)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        loc = ".".join(str(p) for p in err.errors()[0]["loc"])
+        related = [k for k in given if not loc or k == loc or k.startswith(loc + ".")
+                   or loc.startswith(k + ".")]
+        source = origin[related[-1]] if related else base_source
+        raise config_error(err, source, help=schema.field_help) from None
+
+
+def build_config(file: str | Path | None = None, flags: dict[str, Any] | None = None,
+                 sets: list[str] | None = None, schema: type[S] = RunConfig) -> S:
+    """The one way a command builds a config: the YAML ``file`` (optional), then ``flags``
+    (dotted path → value; ``None`` means the flag was not given), then ``--set`` items
+    (``a.b=v``); a later layer wins, and the schema's ``alternatives`` rule holds (a budget
+    flag replaces the file's other budget). Raises :class:`ConfigError`.
+
+    >>> cfg = build_config(None, {"train.epochs": 3, "optim.lr": None}, ["model.name=B2FL8"])
+    >>> cfg.train.epochs, cfg.optim.lr, cfg.model.name
+    (3, 0.001, 'B2FL8')
+    """
+    base = load_yaml(file) if file else {}
+    layers = [("flags", {k: v for k, v in (flags or {}).items() if v is not None}),
+              ("--set", parse_sets(sets))]
+    return layer_config(schema, base, str(file) if file else "config", layers)
+
+
+def replace(cfg: S, changes: dict[str, Any], *, source: str = "replace") -> S:
+    """A validated copy of ``cfg`` with ``changes`` (dotted path → value) applied, by the
+    same rule as :func:`build_config`: ``None`` clears a field, and a change to one of a
+    group of ``alternatives`` replaces the others. ``cfg`` itself is left as it was.
+
+    >>> base = RunConfig()
+    >>> replace(base, {"train.epochs": 3, "model.name": "B2FL8"}).train.epochs
+    3
+    >>> replace(base, {"train.epochs": 0})
+    Traceback (most recent call last):
+    convbench.errors.ConfigError: replace: train.epochs = 0 is invalid: ...
+    """
+    return layer_config(type(cfg), cfg.model_dump(mode="json"), source, [(source, changes)])
+
+
 def apply_overrides(cfg: RunConfig | dict[str, Any], sets: list[str]) -> RunConfig:
     """Apply ``key=value`` overrides (dotted paths) to a config and re-validate it."""
-    data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=5.")
-        key, text = item.split("=", 1)
-        set_path(data, key.strip(), parse_value(text.strip()))
-    return build(data, source="--set")
+    base = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
+    return layer_config(RunConfig, base, "config", [("--set", parse_sets(sets))])
+
+
+# ---- listing (`convbench config`) -----------------------------------------------------------
+
+def type_name(annotation: Any) -> str:
+    """A field's type as people write it.
+
+    >>> type_name(int | None), type_name(Literal["adam", "sgd"]), type_name(list[float])
+    ('int | None', '"adam" | "sgd"', 'list[float]')
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is type(None):
+        return "None"
+    if annotation is Any:
+        return "any"
+    if origin is Literal:
+        return " | ".join(json.dumps(a) if isinstance(a, str) else repr(a) for a in args)
+    if origin is Annotated:
+        return type_name(args[0])
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in args)}]"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    """The section model of a field typed ``Section`` or ``Section | None``."""
+    for a in (annotation, *get_args(annotation)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
 
 
 def config_fields(
     model: type[BaseModel] = RunConfig, prefix: str = ""
-) -> list[tuple[str, str, Any]]:
-    """Every settable dotted field with its type and default (for `convbench config`)."""
+) -> list[tuple[str, str, Any, str]]:
+    """Every settable dotted field: ``(path, type, default, description)`` (for `convbench
+    config`). An optional section (``model.transfer.head``) is listed, then its fields.
+
+    >>> next(row for row in config_fields() if row[0] == "train.batch_size")
+    ('train.batch_size', 'int', 32, 'images per optimiser step')
+    """
     rows = []
     for name, field in model.model_fields.items():
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows += config_fields(ann, f"{prefix}{name}.")
-        else:
-            default = field.get_default(call_default_factory=True)
-            rows.append((f"{prefix}{name}", str(ann).replace("typing.", ""), default))
+        section = _section_of(field.annotation)
+        if section is not None and section is field.annotation:
+            rows += config_fields(section, f"{prefix}{name}.")
+            continue
+        default = field.get_default(call_default_factory=True)
+        rows.append((f"{prefix}{name}", type_name(field.annotation), default,
+                     field.description or ""))
+        if section is not None:
+            rows += config_fields(section, f"{prefix}{name}.")
     return rows
+
+
+def default_of(schema: type[BaseModel], dotted: str) -> Any:
+    """The default of a dotted field (for help texts that name it).
+
+    >>> default_of(RunConfig, "train.batch_size"), default_of(RunConfig, "optim.name")
+    (32, 'adam')
+    """
+    model: Any = schema
+    *sections, last = dotted.split(".")
+    for name in sections:
+        model = _section_of(model.model_fields[name].annotation)
+    return model.model_fields[last].get_default(call_default_factory=True)

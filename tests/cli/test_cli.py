@@ -134,3 +134,38 @@ def test_runs_groups_lists_comparisons_and_runs_list_names_their_group(cli, tmp_
     assert gid in cli("runs", "list", check=True).stdout
     shown = cli("runs", "show", json.loads(proc.stdout)["runs"][0]["id"], check=True).stdout
     assert "data digits" in shown and "model B2FL4" in shown
+
+
+def test_config_lists_readable_types_and_a_description_per_field(cli):
+    listed = cli("config", check=True).stdout
+    assert "<class" not in listed and "typing." not in listed and "Literal[" not in listed
+    rows = {line.split("│")[1].strip(): line for line in listed.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip()}
+    assert '"fine" | "coarse"' in rows["data.label_mode"]
+    assert "float | None" in rows["train.max_time_s"] and "stop after" in rows["train.max_time_s"]
+    assert "cosine floor" in rows["schedule.min_lr"]  # not "cyclical lower bound": optim.lr is
+    assert "0.99994" in rows["schedule.exp_gamma"]    # exact defaults, not rounded cells
+
+
+def test_help_texts_name_the_models_defaults(cli):
+    from convbench.config import RunConfig
+    from convbench.detection.config import DetectConfig
+    from convbench.training.lr_finder import LRFindSpec
+
+    def help_of(*command):
+        text = cli(*command, "--help", env={"COLUMNS": "300"}, check=True).stdout
+        return " ".join(text.replace("│", " ").split())  # one line: wrapping varies
+
+    run, spec, detect = RunConfig(), LRFindSpec(), DetectConfig()
+    train = help_of("train")
+    assert f"Batch size (default {run.train.batch_size})." in train
+    assert f"(default {run.optim.name})." in train and f"(default {run.train.epochs})." in train
+    lr_find = help_of("lr-find")
+    assert f"Start of the sweep (default {spec.min_lr:g})." in lr_find
+    assert f"(default {spec.epochs})." in lr_find and f"(default {spec.rule.metric})." in lr_find
+    assert "{" not in lr_find  # every placeholder filled
+    assert f"Images per iteration (default {detect.train.batch_size})." in help_of(
+        "detect", "train")
+    from convbench.analysis.svm import DEFAULT_KERNELS
+
+    assert f"(default {','.join(DEFAULT_KERNELS)})." in help_of("svm")

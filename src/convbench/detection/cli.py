@@ -17,14 +17,19 @@ from ..cli_common import (
     JsonOpt,
     QuietOpt,
     StoreOpt,
+    build_config,
+    default_help,
     err,
     fmt_value,
+    metrics_table,
     open_store,
     out,
     print_json,
+    run_app,
 )
-from ..config import load_yaml
-from ..errors import ConfigError, ConvbenchError, StoreError
+from ..errors import ConfigError, ConvbenchError
+from .api import data_flags as _data_flags
+from .config import DetectConfig, DetectDataConfig
 
 app = typer.Typer(help="Document-layout detection and instance segmentation (Mask R-CNN / "
                        "Faster R-CNN with pluggable backbones): synthetic pages, COCO and "
@@ -39,21 +44,9 @@ ModelArg = Annotated[str, typer.Argument(
 
 
 def _config(config_file: Path | None, flags: dict[str, Any], sets: list[str] | None):
-    from .config import apply_overrides, build
-
-    # The file is validated alone, then flags and --set apply on top, so that a budget
-    # flag (--epochs) can replace the file's other budget (train.iterations).
-    data = load_yaml(config_file) if config_file else {}
-    base = build(data, source=str(config_file or "defaults"))
-    given = {dotted: value for dotted, value in flags.items() if value is not None}
-    return apply_overrides(base, sets or [], given)
-
-
-def _data_flags(data: str | None, source: str | None) -> dict[str, Any]:
-    if data is None:
-        return {"data.source": source}
-    guessed = source or ("coco" if data.endswith(".json") else "pagexml")
-    return {"data.source": guessed, "data.path": data}
+    # The builder of every command; DetectConfig's budget rule lets a budget flag (--epochs)
+    # replace the file's other budget (train.iterations).
+    return build_config(config_file, flags, sets, DetectConfig)
 
 
 METRIC_ROWS = ["box_AP", "box_AP50", "box_AP75", "box_APs", "box_APm", "box_APl", "mask_AP",
@@ -64,11 +57,7 @@ METRIC_ROWS = ["box_AP", "box_AP50", "box_AP75", "box_APs", "box_APm", "box_APl"
 
 def _show_metrics(title: str, m: dict[str, Any]) -> None:
     out.print(f"[bold]{title}[/]")
-    table = Table(show_header=False, box=None)
-    for k in METRIC_ROWS:
-        if k in m:
-            table.add_row(k, fmt_value(m[k]))
-    out.print(table)
+    out.print(metrics_table(m, METRIC_ROWS))
     for kind in ("box", "mask"):
         per = m.get(f"{kind}_AP_per_class")
         if per:
@@ -90,17 +79,6 @@ def _warn(lines: list[str]) -> None:
         err.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
-def _detector_folder(model: str, store_url: str | None) -> Path:
-    path = Path(model)
-    if path.is_dir():
-        return path
-    store = open_store(store_url)
-    run = store.get_run(store.resolve_id(model))
-    if run["kind"] != "detect":
-        raise StoreError(f"Run {run['id']} is a {run['kind']} run, not a detection run.")
-    return store.run_dir(run["id"])
-
-
 def _resume_command(stop: BaseException, store_url: str | None) -> str:
     """The command that continues the run ``stop`` interrupted (its id is set by
     train_detector; a stop while pages were still loading has none)."""
@@ -115,9 +93,12 @@ def _resume_command(stop: BaseException, store_url: str | None) -> str:
 
 @app.command()
 def synth(out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the pages into.")],
-          pages: Annotated[int, typer.Option(min=1, help="Number of pages.")] = 60,
-          size: Annotated[int, typer.Option(min=64, help="Page height in px.")] = 448,
-          seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0):
+          pages: Annotated[int, typer.Option(min=1, help="Number of pages.")]
+          = DetectDataConfig.model_fields["synth_pages"].default,
+          size: Annotated[int, typer.Option(min=64, help="Page height in px.")]
+          = DetectDataConfig.model_fields["synth_size"].default,
+          seed: Annotated[int, typer.Option(min=0, help="Random seed.")]
+          = DetectDataConfig.model_fields["synth_seed"].default):
     """Draw synthetic music-manuscript pages: PNGs + COCO JSON + PAGE-XML.
 
       convbench detect synth --out pages --pages 60 --size 448
@@ -141,10 +122,14 @@ def train(
         help="Budget in epochs (replaces the config file's budget).")] = None,
     iterations: Annotated[int | None, typer.Option(
         help="Budget in iterations (replaces the config file's budget).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per iteration.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help=default_help(
+        "Images per iteration", DetectConfig, "train.batch_size"))] = None,
+    lr: Annotated[float | None, typer.Option(help=default_help(
+        "Base learning rate", DetectConfig, "train.lr"))] = None,
+    seed: Annotated[int | None, typer.Option(help=default_help(
+        "Random seed", DetectConfig, "train.seed"))] = None,
+    device: Annotated[str | None, typer.Option(help=default_help(
+        "auto, cpu, cuda or cuda:N", DetectConfig, "train.device"))] = None,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     sets: SetOpt = None,
     resume: Annotated[str | None, typer.Option(
@@ -197,39 +182,32 @@ def eval_cmd(
 
       convbench detect eval 3f9c --data pages/annotations.json
     """
-    from .config import apply_overrides
-    from .data import load_dataset, load_split
-    from .evaluate import evaluate_dataset
-    from .predict import load_detector
+    from . import api
 
-    det = load_detector(_detector_folder(model, store), device)
-    if data is None:
-        _, ds = load_split(det.config.data)
-    else:
-        # Through validation, so that a wrong --source is refused rather than read as XML.
-        ds = load_dataset(apply_overrides(det.config, [], {
-            **_data_flags(data, source), "data.image_dir": image_dir,
-            "data.classes": det.classes}).data)
-    if not ds.pages:
-        raise ConvbenchError(f"No pages to evaluate ({ds.issue_summary()}).")
-    _warn(ds.issue_report())
-    m = det.config.model
-    bar = _bar(len(ds.pages), "eval", quiet or as_json)
-    if bar is not None:
-        with bar:
-            task = bar.add_task("eval", total=len(ds.pages))
-            metrics, _ = evaluate_dataset(det.model, ds, m.min_size, m.max_size, det.device,
-                                          m.arch == "maskrcnn",
-                                          on_batch=lambda n: bar.update(task, completed=n))
-    else:
-        metrics, _ = evaluate_dataset(det.model, ds, m.min_size, m.max_size, det.device,
-                                      m.arch == "maskrcnn")
-    metrics["pages"] = len(ds.pages)
-    metrics.update(ds.issue_metrics())
+    bar = _bar(0, "eval", quiet or as_json)
+    summary: list[str] = []
+
+    def pages_read(ds) -> None:
+        _warn(ds.issue_report())
+        summary.append(f"{len(ds.pages)} pages ({ds.issue_summary()})")
+        if bar is not None:
+            bar.start()
+            bar.add_task("eval", total=len(ds.pages))
+
+    def batch_done(n: int) -> None:
+        bar.update(bar.task_ids[0], completed=n)
+
+    try:
+        metrics = api.eval(model, data, source=source, image_dir=image_dir, device=device,
+                           store=store, on_pages=pages_read,
+                           on_batch=batch_done if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.stop()
     if as_json:
         print_json(metrics)
     else:
-        _show_metrics(f"{len(ds.pages)} pages ({ds.issue_summary()})", metrics)
+        _show_metrics(summary[0], metrics)
 
 
 @app.command()
@@ -248,10 +226,9 @@ def predict(
       convbench detect predict 3f9c page1.png page2.png --out predictions
       convbench detect predict 3f9c scans/ --out predictions
     """
-    from .predict import load_detector, predict_images
+    from . import api
 
-    det = load_detector(_detector_folder(model, store), device)
-    ds = predict_images(det, list(images), out_dir, score_threshold=score)
+    ds = api.predict(model, list(images), out_dir, score=score, device=device, store=store)
     n = sum(1 for p in ds.pages for i in p.instances if (i.score or 0) >= score)
     out.print(f"{n} regions (score ≥ {score}) on {len(ds.pages)} images → "
               f"{out_dir / 'predictions.json'}, {out_dir / 'page'}, {out_dir / 'overlays'}")
@@ -336,8 +313,6 @@ def backbones(as_json: JsonOpt = False):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the detection CLI alone, with the main CLI's error handling."""
-    from ..cli import run_app
-
     run_app(app, argv)
 
 

@@ -13,20 +13,29 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ..config import config_error, load_yaml, parse_value, set_path
+from ..config import (
+    PRICE_PER_KWH,
+    Device,
+    Fraction,
+    PricePerKwh,
+    Section,
+    Seed,
+    TrainingFractions,
+    layer_config,
+    load_yaml,
+    parse_sets,
+    validate,
+)
 from ..errors import ConfigError
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
-
-
-class DetectDataConfig(_Section):
-    source: Literal["synth", "coco", "pagexml"] = "synth"
+class DetectDataConfig(Section):
+    source: Literal["synth", "coco", "pagexml"] = Field("synth", description="where the "
+                                                         "pages come from")
     path: str | None = Field(None, description="COCO JSON file, PAGE-XML folder, or the "
                              "folder synthetic pages are written to")
     image_dir: str | None = Field(None, description="image folder (default: beside the "
@@ -34,22 +43,26 @@ class DetectDataConfig(_Section):
     classes: list[str] | None = Field(None, description="keep and order only these classes")
     region_map: dict[str, str] | None = Field(None, description="PAGE region key → class, "
                                               "e.g. {'TextRegion:lyrics': 'lyrics'}")
-    test_fraction: float = Field(0.25, gt=0, lt=1)
-    split_seed: int = Field(0, ge=0)
+    test_fraction: float = Field(0.25, gt=0, lt=1, description="share of the pages held out "
+                                 "for evaluation")
+    split_seed: Seed = Field(0, description="seed of the train/test split")
     strict: bool = Field(False, description="raise on the first bad annotation")
-    synth_pages: int = Field(60, ge=2)
+    synth_pages: int = Field(60, ge=2, description="synthetic pages to draw")
     synth_size: int = Field(448, ge=64, description="synthetic page height (px)")
-    synth_seed: int = Field(0, ge=0)
+    synth_seed: Seed = Field(0, description="seed of the synthetic pages")
 
 
-class DetectModelConfig(_Section):
-    arch: Literal["maskrcnn", "fasterrcnn"] = "maskrcnn"
-    backbone: str = "resnet18"
+class DetectModelConfig(Section):
+    arch: Literal["maskrcnn", "fasterrcnn"] = Field("maskrcnn", description="maskrcnn (boxes "
+                                                    "and masks) or fasterrcnn (boxes)")
+    backbone: str = Field("resnet18", description="backbone (see `convbench detect "
+                          "backbones`, or timm/<name>)")
     trainable_layers: int = Field(5, ge=0, le=5, description="trainable units: stem + 4 stages")
     pretrained: bool | str | None = Field(None, description="backbone weights: true for the "
                                           "published ImageNet weights (cache or download), or "
                                           "a safetensors / torch.save file")
-    norm: Literal["bn", "frozen", "gn"] = "bn"
+    norm: Literal["bn", "frozen", "gn"] = Field("bn", description="backbone normalisation: "
+                                                "BatchNorm, frozen BatchNorm or GroupNorm")
     fpn_channels: int = Field(64, ge=8, description="FPN, RPN and mask-head width "
                               "(Detectron2: 256; 64 is 2× faster on a CPU)")
     min_size: int = Field(448, ge=32, description="shorter image side fed to the model (px)")
@@ -58,16 +71,17 @@ class DetectModelConfig(_Section):
                                     description="one anchor size per FPN level (5)")
     aspect_ratios: list[float] = Field(default_factory=lambda: [0.0625, 0.125, 0.25, 0.5, 1.0],
                                        description="anchor height/width; layout lines are wide")
-    rpn_pre_nms_train: int = Field(1000, ge=1)
-    rpn_post_nms_train: int = Field(500, ge=1)
-    rpn_pre_nms_test: int = Field(500, ge=1)
-    rpn_post_nms_test: int = Field(300, ge=1)
+    rpn_pre_nms_train: int = Field(1000, ge=1, description="RPN proposals before NMS (train)")
+    rpn_post_nms_train: int = Field(500, ge=1, description="RPN proposals kept after NMS "
+                                    "(train)")
+    rpn_pre_nms_test: int = Field(500, ge=1, description="RPN proposals before NMS (test)")
+    rpn_post_nms_test: int = Field(300, ge=1, description="RPN proposals kept after NMS (test)")
     box_batch_per_image: int = Field(64, ge=1, description="sampled RoIs per image "
                                      "(Detectron2: 512)")
     representation_size: int = Field(256, ge=8, description="box head MLP width "
                                      "(Detectron2: 1024)")
-    detections_per_image: int = Field(100, ge=1)
-    score_threshold: float = Field(0.05, ge=0, lt=1)
+    detections_per_image: int = Field(100, ge=1, description="detections kept per image")
+    score_threshold: Fraction = Field(0.05, description="drop detections scored below this")
 
     @field_validator("anchor_sizes")
     @classmethod
@@ -83,33 +97,31 @@ class DetectModelConfig(_Section):
         return self
 
 
-class DetectTrainConfig(_Section):
+BUDGET_FIELDS = ("train.epochs", "train.iterations")
+
+
+class DetectTrainConfig(Section):
     epochs: float | None = Field(None, gt=0, description="budget in passes over train")
     iterations: int | None = Field(None, gt=0, description="budget in optimiser steps")
-    batch_size: int = Field(2, ge=1)
-    lr: float = Field(0.02, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
+    batch_size: int = Field(2, ge=1, description="images per iteration")
+    lr: float = Field(0.02, gt=0, description="base learning rate (SGD)")
+    momentum: Fraction = Field(0.9, description="SGD momentum")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty")
     warmup_iters: int = Field(50, ge=0, description="linear warm-up from lr × warmup_factor")
-    warmup_factor: float = Field(0.001, gt=0, le=1)
-    steps: list[float] = Field(default_factory=lambda: [0.667, 0.889],
-                               description="LR decay points as fractions of training")
-    gamma: float = Field(0.1, gt=0, le=1)
+    warmup_factor: float = Field(0.001, gt=0, le=1, description="LR factor at the start of "
+                                 "the warm-up")
+    steps: TrainingFractions = Field(default_factory=lambda: [0.667, 0.889],
+                                     description="LR decay points as fractions of training")
+    gamma: float = Field(0.1, gt=0, le=1, description="LR factor at each step")
     grad_clip: float | None = Field(10.0, gt=0, description="max gradient norm")
     hflip: bool = Field(False, description="random horizontal flips")
-    seed: int = Field(0, ge=0)
-    device: str = "auto"
-    threads: int | None = Field(None, ge=1)
+    seed: Seed = Field(0, description="seed of initialisation, page order and flips")
+    device: Device = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores "
+                                "available)")
     checkpoint_every: int | None = Field(None, ge=1, description="iterations between "
                                          "checkpoints (default: every epoch)")
-    max_time_s: float | None = Field(None, gt=0)
-
-    @field_validator("steps")
-    @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
-        if any(not 0 < s < 1 for s in v) or v != sorted(v):
-            raise ValueError("steps are increasing fractions of training between 0 and 1")
-        return v
+    max_time_s: float | None = Field(None, gt=0, description="stop after this wall time")
 
     @model_validator(mode="after")
     def _one_budget(self) -> DetectTrainConfig:
@@ -118,13 +130,22 @@ class DetectTrainConfig(_Section):
         return self
 
 
-class DetectMeasureConfig(_Section):
-    price_per_kwh: float = Field(0.246, ge=0)
-    energy: bool = True
+class DetectMeasureConfig(Section):
+    price_per_kwh: PricePerKwh = PRICE_PER_KWH
+    energy: bool = Field(True, description="measure energy (RAPL/NVML, else an estimate)")
+    cost: bool = Field(True, description="false skips the timed inference probes (latency, "
+                       "throughput); parameters, FLOPs and disk size are always measured")
+    latency_repeats: int = Field(10, ge=1, description="timed batch-1 forwards for latency")
+    throughput_batch: int = Field(2, ge=1, description="pages per forward for throughput")
 
 
-class DetectConfig(_Section):
-    name: str | None = None
+class DetectConfig(Section):
+    field_help: ClassVar[str] = "See docs/detection.md and examples/detect-synth.yaml."
+    # The budget is given once, in either unit: a flag or --set giving one replaces the
+    # file's other (see convbench.config.build_config).
+    alternatives: ClassVar[tuple[tuple[str, ...], ...]] = (BUDGET_FIELDS,)
+
+    name: str | None = Field(None, description="a name for the run")
     data: DetectDataConfig = DetectDataConfig()
     model: DetectModelConfig = DetectModelConfig()
     train: DetectTrainConfig = DetectTrainConfig()
@@ -151,11 +172,7 @@ def budget(train: DetectTrainConfig, train_images: int) -> tuple[int, float]:
 
 def build(data: dict[str, Any] | None = None, source: str = "detect config") -> DetectConfig:
     """Validate a plain dict into a :class:`DetectConfig`, raising :class:`ConfigError`."""
-    try:
-        return DetectConfig.model_validate(data or {})
-    except ValidationError as err:
-        raise config_error(err, source,
-                           help="See docs/detection.md and examples/detect-synth.yaml.") from None
+    return validate(DetectConfig, data, source)
 
 
 def load(path: str | Path) -> DetectConfig:
@@ -167,13 +184,11 @@ def load(path: str | Path) -> DetectConfig:
     return build(load_yaml(path), source=str(path))
 
 
-BUDGET_FIELDS = ("train.epochs", "train.iterations")
-
-
 def apply_overrides(cfg: DetectConfig | dict[str, Any], sets: list[str],
                     values: dict[str, Any] | None = None) -> DetectConfig:
     """Apply command-line ``values`` (dotted path → value, from flags) and then ``key=value``
-    overrides, and re-validate.
+    overrides, and re-validate (:func:`convbench.config.layer_config`, the rule of every
+    config).
 
     A budget set here replaces the other budget of ``cfg``: the command line wins over the
     config file. Setting both budgets here is still an error; ``train.epochs=null`` clears one.
@@ -184,19 +199,7 @@ def apply_overrides(cfg: DetectConfig | dict[str, Any], sets: list[str],
     >>> apply_overrides(file, [], {"train.epochs": 2}).train.iterations is None
     True
     """
-    data = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
-    pairs = list((values or {}).items())
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. "
-                              "--set train.iterations=200.")
-        key, text = item.split("=", 1)
-        pairs.append((key.strip(), parse_value(text.strip())))
-    for key, value in pairs:
-        set_path(data, key, value)
-    latest = dict(pairs)  # the last value given for each path
-    given = [k for k in BUDGET_FIELDS if latest.get(k) is not None]
-    if len(given) == 1:
-        (other,) = set(BUDGET_FIELDS) - set(given)
-        set_path(data, other, None)
-    return build(data, source="--set" if values is None else "command line")
+    base = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
+    sets_given = parse_sets(sets, example="train.iterations=200")
+    return layer_config(DetectConfig, base, "config",
+                        [("flags", values or {}), ("--set", sets_given)])

@@ -20,10 +20,10 @@ import random
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from .. import config as cfgmod
-from ..config import RunConfig
+from ..config import Probability, RunConfig, Section, Seeds
 from ..errors import ConfigError
 from ..training.lr_finder import BoundsRule
 
@@ -31,17 +31,7 @@ from ..training.lr_finder import BoundsRule
 ALIASES = {"lr_range": ("optim.lr", "schedule.max_lr")}
 
 
-def _distinct(seeds: list[int]) -> list[int]:
-    if len(set(seeds)) < len(seeds):
-        raise ValueError("a seed is listed twice; each seed is run once")
-    return seeds
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class PrunerConfig(_Section):
+class PrunerConfig(Section):
     """Early stopping of unpromising trials (Optuna pruners, or the ``screen`` rule).
 
     ``median`` is ``percentile`` at 50. ``asha`` is successive halving, ``hyperband`` runs
@@ -56,27 +46,25 @@ class PrunerConfig(_Section):
     reduction_factor: int = Field(3, ge=2, description="asha/hyperband: keep 1/this per rung")
 
 
-class ScreenConfig(_Section):
+class ScreenConfig(Section):
     """The study's screening: range tests, then a stated discard rule (docs/search.md)."""
 
     epochs: int = Field(8, ge=1, description="range-test length in epochs")
     iters: int | None = Field(None, ge=2, description="range-test length in iterations")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     mode: Literal["auto", "linear", "exp"] = "auto"
     score: Literal["best_val", "final_val"] = "best_val"
     aggregate: Literal["median", "mean"] = "median"
     chance: Literal["uniform", "majority", "max"] = "max"
-    margin_chance: float = Field(0.05, ge=0, le=1, description="needed above chance")
-    margin_best: float | None = Field(0.10, ge=0, le=1, description="allowed below group best")
+    margin_chance: Probability = Field(0.05, description="needed above chance")
+    margin_best: Probability | None = Field(0.10, description="allowed below group best")
     top_k: int | None = Field(None, ge=1, description="keep at most k per group")
     group_by: list[str] = Field(default_factory=list, description="params that form groups")
     bounds: BoundsRule = BoundsRule()
     schedule: str = Field("triangular2", description="schedule of the full training")
 
-    _seeds = field_validator("seeds")(_distinct)
 
-
-class AuditConfig(_Section):
+class AuditConfig(Section):
     """Also train the discarded (or pruned) configurations in full, to measure the heuristic."""
 
     enabled: bool = False
@@ -84,20 +72,18 @@ class AuditConfig(_Section):
     seed: int = 0
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     strategy: Literal["grid", "random", "tpe", "screen"] = "grid"
     pruner: PrunerConfig = PrunerConfig()
     trials: int | None = Field(None, ge=1, description="configurations to try")
     epochs: int | None = Field(None, ge=1, description="full training epochs per trial")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: Seeds = Field(default_factory=lambda: [0])
     aggregate: Literal["median", "mean"] = "median"
     time_budget_s: float | None = Field(None, gt=0)
     sampler_seed: int = 0
 
-    _seeds = field_validator("seeds")(_distinct)
 
-
-class SearchSpec(_Section):
+class SearchSpec(Section):
     """A whole search: what to vary, how to search, how to screen and audit."""
 
     name: str | None = None
@@ -252,10 +238,7 @@ def override(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any
     """
     data = dict(data)
     for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set screen.epochs=4.")
-        key, text = (part.strip() for part in item.split("=", 1))
-        value = cfgmod.parse_value(text)
+        key, value = cfgmod.parse_set(item, example="screen.epochs=4")
         if key.startswith("params."):
             data["params"] = {**(data.get("params") or {}), key[len("params."):]: value}
         else:
@@ -267,25 +250,29 @@ def base_config(spec: SearchSpec) -> RunConfig:
     return cfgmod.build(spec.base, source="search space: base")
 
 
-def apply(data: dict[str, Any], point: dict[str, Any], params: list[Param]) -> dict[str, Any]:
-    """Set a point's values (by parameter name) into a config dict."""
+def changes_of(point: dict[str, Any], params: list[Param]) -> dict[str, Any]:
+    """A point's values (by parameter name) as dotted config fields (a joint parameter
+    sets several).
+
+    >>> params = [parse_param("lr_range", [[1e-4, 1e-2]])]
+    >>> changes_of({"lr_range": [1e-4, 1e-2], "model.blocks": 3}, params)
+    {'optim.lr': 0.0001, 'schedule.max_lr': 0.01, 'model.blocks': 3}
+    """
     by_name = {p.name: p for p in params}
+    changes = {}
     for name, value in point.items():
         p = by_name.get(name) or parse_param(name, value)
         values = value if len(p.paths) > 1 else [value]
-        for path, v in zip(p.paths, values, strict=True):
-            cfgmod.set_path(data, path, v)
-    return data
+        changes.update(zip(p.paths, values, strict=True))
+    return changes
 
 
 def run_config(spec: SearchSpec, point: dict[str, Any],
                extra: dict[str, Any] | None = None) -> RunConfig:
     """The run config of one point of the space, plus ``extra`` dotted fields (seed, …)."""
-    data = apply(base_config(spec).model_dump(mode="json"), point, params_of(spec))
-    for path, value in (extra or {}).items():
-        cfgmod.set_path(data, path, value)
+    changes = {**changes_of(point, params_of(spec)), **(extra or {})}
     try:
-        return cfgmod.build(data, source=f"search point {point}")
+        return cfgmod.replace(base_config(spec), changes, source=f"search point {point}")
     except ConfigError as err:
         raise ConfigError(f"search space: {err}") from None
 
