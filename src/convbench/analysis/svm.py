@@ -27,7 +27,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..measure import classification_metrics
 from ..store import Store
-from ..training.device import environment, select_device
+from ..training.lifecycle import recorded_run, stored
 from .features import Features, load_features
 from .runs import save_predictions
 
@@ -165,21 +165,14 @@ def svm_run(features: str | Path, *, store: Store | str | None = None, name: str
                      "folds": folds, "features": meta.get("path"),
                      "source_run": meta.get("run_id"), "layer": meta.get("layer"),
                      "pool": meta.get("pool")}
-    device = select_device("cpu")
-    run_id = store.create_run(name=name or f"svm on {_label(meta)}", config=config, seed=seed,
-                              env=environment(device, torch.get_num_threads()), kind="svm",
-                              device=str(device), group_id=group_id)
-    folder = store.run_dir(run_id)
-    try:
+    with recorded_run(store, "svm", config, seed=seed, name=name or f"svm on {_label(meta)}",
+                      device="cpu", group_id=group_id, memory=False) as run:
         result = fit_svm(feats, kernels, cs, gammas, folds, seed)
-    except Exception as err:
-        store.update(run_id, status="failed", metrics={"error": str(err)}, ended=True)
-        raise
-    preds = save_predictions(folder / "predictions.npz", result["probs"], result["y_test"],
-                             feats.classes)
-    (folder / "cv_results.json").write_text(json.dumps(result["cv"], indent=1))
-    artifacts = {"predictions": str(preds), "cv_results": str(folder / "cv_results.json"),
-                 "features": meta.get("path")}
-    store.update(run_id, status="completed", metrics=result["metrics"], ended=True,
-                 artifacts=artifacts)
-    return store.get_run(run_id)
+        save_predictions(run.dir / "predictions.npz", result["probs"], result["y_test"],
+                         feats.classes)
+        (run.dir / "cv_results.json").write_text(json.dumps(result["cv"], indent=1))
+        run.artifacts |= {"predictions": "predictions.npz", "cv_results": "cv_results.json"}
+        run.metrics = result["metrics"]
+    if meta.get("path"):
+        store.update(run.id, artifacts={"features": meta["path"]})
+    return stored(run)

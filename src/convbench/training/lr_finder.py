@@ -30,11 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .. import config as cfgmod
 from ..config import RunConfig
 from ..data import DataBundle, load_data
-from ..errors import ConfigError, ConvbenchError
-from ..measure import EnergyMeter
+from ..errors import ConfigError
+from ..results import Run
 from ..store import Store
-from .device import environment, select_device, set_threads
-from .engine import FitState, Run, Stopped, Trainer, _batches, prepare_config
+from .device import select_device, set_threads
+from .engine import FitState, Trainer, batches_per_epoch, prepare_config
+from .lifecycle import RecordedRun, recorded_run, stored
 from .progress import Progress
 
 # The divergence test waits this many iterations (or 2 % of the sweep) for the EMA to settle.
@@ -431,41 +432,29 @@ def run_range_test(config: RunConfig | dict, spec: LRFindSpec, *, seed: int | No
     cfg = prepare_config(config)
     seed = cfg.train.seed if seed is None else seed
     bundle = bundle or load_data(cfg.data, seed)
-    ipe = _batches(len(bundle.train), cfg.train.batch_size)
+    ipe = batches_per_epoch(len(bundle.train), cfg.train.batch_size)
     cfg = _test_config(cfg, spec, seed, math.ceil(spec.iters / ipe) if spec.iters else spec.epochs)
     device = select_device(cfg.train.device)
-    env = environment(device, set_threads(cfg.train.threads))
-    run_id = store.create_run(name=name or cfg.name, config=cfg.model_dump(mode="json"),
-                              seed=seed, env=env, kind="lr-find", device=str(device),
-                              group_id=group_id)
-    try:
-        trainer = Trainer(cfg, store, run_id, bundle, quiet=quiet)
-        meter = EnergyMeter(str(device), cfg.measure.price_per_kwh, cfg.measure.grid_gco2_per_kwh)
-        meter.start()
-        try:
-            curve = range_test(trainer, spec, Progress(cfg.train.epochs, quiet=quiet))
-        finally:
-            energy = meter.stop()
-    except (KeyboardInterrupt, Stopped):
-        store.update(run_id, status="stopped", ended=True)
-        raise
-    except Exception as err:
-        msg = str(err) if isinstance(err, ConvbenchError) else repr(err)
-        store.update(run_id, status="failed", metrics={"error": msg}, ended=True)
-        raise
-    return _record(store, run_id, trainer, spec, curve, energy, bundle)
+    m = cfg.measure
+    with recorded_run(store, "lr-find", cfg.model_dump(mode="json"), seed=seed,
+                      name=name or cfg.name, device=device, threads=set_threads(cfg.train.threads),
+                      group_id=group_id, memory=False, price_per_kwh=m.price_per_kwh,
+                      grid_gco2_per_kwh=m.grid_gco2_per_kwh) as run:
+        trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)
+        curve = range_test(trainer, spec, Progress(cfg.train.epochs, quiet=quiet))
+        _record(run, spec, curve, bundle)
+    return stored(run)
 
 
-def _record(store: Store, run_id: str, trainer: Trainer, spec: LRFindSpec, curve: LRCurve,
-            energy: dict, bundle: DataBundle) -> Run:
+def _record(run: RecordedRun, spec: LRFindSpec, curve: LRCurve, bundle: DataBundle) -> None:
     for row in curve.epochs:
-        store.add_epoch(run_id, row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+        run.store.add_epoch(run.id, row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
     bounds = suggest_bounds(curve, spec.rule)
     vals = [e["val_accuracy"] for e in curve.epochs if e.get("val_accuracy") is not None
             and math.isfinite(e["val_accuracy"])]
-    path = trainer.run_dir / "lr_find.json"
-    path.write_text(json.dumps(_finite(asdict(curve)), allow_nan=False))
-    metrics = {
+    (run.dir / "lr_find.json").write_text(json.dumps(_finite(asdict(curve)), allow_nan=False))
+    run.artifacts = {"lr_find": "lr_find.json"}
+    run.metrics = {
         "lr_find": spec.model_dump(mode="json"), "sweep": spec.sweep,
         "lr_lower": bounds["lower"],
         "lr_upper": bounds["upper"], "bounds_reason": bounds["reason"],
@@ -478,14 +467,9 @@ def _record(store: Store, run_id: str, trainer: Trainer, spec: LRFindSpec, curve
         # Training time only, as the engine counts it (validation excluded).
         "epochs_run": curve.iterations / curve.iters_per_epoch,
         "train_time_s": sum(e.get("time_s") or 0.0 for e in curve.epochs),
-        "wall_time_s": curve.time_s,
-        "energy_j": energy.get("energy_j"), "energy_method": energy.get("energy_method"),
-        "energy_estimated": energy.get("energy_estimated"), "classes": bundle.classes,
+        "wall_time_s": curve.time_s, "classes": bundle.classes,
         "curve": thin(curve), **chance_levels(bundle),
     }
-    store.update(run_id, status="completed", metrics=metrics,
-                 artifacts={"lr_find": str(path)}, ended=True)
-    return Run(store.get_run(run_id))
 
 
 def _finite(value: Any) -> Any:

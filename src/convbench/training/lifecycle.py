@@ -1,0 +1,214 @@
+"""One life for every stored run: train, lr-find, svm, detect, evaluate alike.
+
+:func:`recorded_run` creates the run in the store (or takes a stopped one back), and owns
+what happens to it whatever the work inside does: the status (``completed`` or what the work
+sets, ``stopped`` on Ctrl-C/SIGTERM, ``failed`` with the error's message), the environment,
+the energy and peak memory of the work, and the artifacts that exist when it ends. The work
+itself only fills in ``metrics``, ``artifacts`` and, where it is not a success, ``status``.
+
+>>> from convbench.store import Store
+>>> store = Store(getattr(__import__("tempfile"), "mkdtemp")() + "/runs.db")
+>>> with recorded_run(store, "demo", {"name": "x"}, seed=0) as run:
+...     run.metrics["answer"] = 42
+>>> stored = store.get_run(run.id)
+>>> stored["status"], stored["metrics"]["answer"], stored["metrics"]["energy_j"] >= 0
+('completed', 42, True)
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ConvbenchError, StoreError
+from ..measure.energy import JOULES_PER_KWH, EnergyMeter
+from ..measure.memory import PeakMemory
+from ..results import Run
+from ..runlog import LOG, append_log
+from ..store import Store
+from .device import environment, select_device
+
+# What a kWh costs when a config does not say (€, the studies' Spanish tariff of 2023).
+DEFAULT_PRICE_PER_KWH = 0.246
+
+
+class Stopped(Exception):
+    """SIGTERM during a run: the last checkpoint stays, the run can be resumed."""
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Stopped` (Ctrl-C already raises KeyboardInterrupt)."""
+
+    def handler(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def error_text(err: BaseException) -> str:
+    """The message a failed run keeps: a user error as it was told, anything else with its
+    type (``ValueError: …``) so the cause is still recognisable in ``runs show``.
+
+    >>> error_text(ConvbenchError("No such file")), error_text(ValueError("bad"))
+    ('No such file', 'ValueError: bad')
+    """
+    if isinstance(err, ConvbenchError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def energy_figures(energy_j: float, method: dict[str, Any] | None = None, *,
+                   price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
+                   grid_gco2_per_kwh: float | None = None) -> dict[str, Any]:
+    """kWh, cost and CO2 of ``energy_j`` joules; ``method`` is an :class:`EnergyMeter` result
+    (its ``energy_method`` and ``energy_estimated`` are passed on).
+
+    >>> energy_figures(3.6e6, price_per_kwh=0.25)["cost"]
+    0.25
+    """
+    method = method or {}
+    kwh = energy_j / JOULES_PER_KWH
+    return {
+        "energy_j": energy_j,
+        "energy_kwh": kwh,
+        "energy_method": method.get("energy_method"),
+        "energy_estimated": method.get("energy_estimated"),
+        "mean_power_w": method.get("mean_power_w"),
+        "cost": kwh * price_per_kwh,
+        "co2_g": kwh * grid_gco2_per_kwh if grid_gco2_per_kwh is not None else None,
+    }
+
+
+def resume_target(store: Store, resume: str, kind: str, what: str | None = None) -> dict[str, Any]:
+    """The stored run ``resume`` (an id or its prefix) if it can be continued as ``kind``
+    (``what`` names that kind in the message, e.g. "detection").
+
+    Raises :class:`StoreError` for a run of another kind or one that already completed.
+    """
+    run_id = store.resolve_id(resume)
+    stored = store.get_run(run_id)
+    if stored["kind"] != kind:
+        raise StoreError(f"Run {run_id} is a {stored['kind']} run, not a {what or kind} run.")
+    if stored["status"] == "completed":
+        raise StoreError(f"Run {run_id} already completed; nothing to resume.")
+    return stored
+
+
+class RecordedRun:
+    """The handle :func:`recorded_run` yields: the run's id and folder, and what to store.
+
+    ``artifacts`` maps a name to a file name inside :attr:`dir`; only files that exist when
+    the run ends are recorded (as full paths).
+    """
+
+    def __init__(self, store: Store, run_id: str, kind: str, resumed: bool,
+                 meter: EnergyMeter | None):
+        self.store, self.id, self.kind, self.resumed = store, run_id, kind, resumed
+        self.dir: Path = store.run_dir(run_id)
+        self.status = "completed"
+        self.metrics: dict[str, Any] = {}
+        self.artifacts: dict[str, str] = {"log": LOG}
+        self.energy_before_j = 0.0
+        self._meter = meter
+        self._banked_j = 0.0
+        self._method: dict[str, Any] = {}
+
+    def log(self, *lines: str) -> None:
+        """Append time-stamped lines to the run's ``train.log``."""
+        append_log(self.dir / LOG, list(lines))
+
+    def energy_j(self) -> float:
+        """Joules used by the run so far, earlier (resumed) segments included; a checkpoint
+        stores this so that a resumed run counts all of its energy."""
+        if self._meter is not None:
+            self._method = self._meter.stop()
+            self._banked_j += self._method["energy_j"]
+            self._meter.start()
+        return self.energy_before_j + self._banked_j
+
+    def _close_meter(self) -> None:
+        if self._meter is not None:
+            self.energy_j()
+            self._meter.stop()
+            self._meter = None
+
+    def _energy_metrics(self, price: float, grid: float | None) -> dict[str, Any]:
+        return energy_figures(self.energy_before_j + self._banked_j, self._method,
+                              price_per_kwh=price, grid_gco2_per_kwh=grid)
+
+    def _artifact_paths(self) -> dict[str, str]:
+        return {k: str(self.dir / f) for k, f in self.artifacts.items() if (self.dir / f).exists()}
+
+
+@contextmanager
+def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int | None = None,
+                 name: str | None = None, device: str | torch.device = "cpu",
+                 threads: int | None = None, group_id: str | None = None,
+                 resume: str | None = None, energy: bool = True, memory: bool = True,
+                 price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
+                 grid_gco2_per_kwh: float | None = None) -> Iterator[RecordedRun]:
+    """Create (or, with ``resume`` = a run id, take back) a stored run of ``kind`` and record
+    how the work inside the ``with`` block ends.
+
+    - normal end: ``run.status`` (``completed`` unless the work set another), ``run.metrics``
+      plus energy and peak memory of the work (``energy=False``/``memory=False`` leave them
+      to the work), the existing ``run.artifacts``;
+    - Ctrl-C or SIGTERM: status ``stopped`` (resumable from the last checkpoint); the exception
+      goes on with ``run_id`` set, for the caller's "continue with --resume ID" line;
+    - any other exception: status ``failed`` with :func:`error_text` of it, then re-raised.
+    """
+    dev = select_device(str(device)) if not isinstance(device, torch.device) else device
+    if resume:
+        run_id = store.resolve_id(resume)
+        store.update(run_id, status="running")
+    else:
+        n = threads if threads is not None else torch.get_num_threads()
+        run_id = store.create_run(name=name, config=config, seed=seed,
+                                  env=environment(dev, n), kind=kind, device=str(dev),
+                                  group_id=group_id)
+    meter = EnergyMeter(str(dev), price_per_kwh, grid_gco2_per_kwh) if energy else None
+    run = RecordedRun(store, run_id, kind, bool(resume), meter)
+    peak = PeakMemory(dev) if memory else None
+    try:
+        if peak is not None:
+            peak.start()
+        if meter is not None:
+            meter.start()
+        with stop_on_signals():
+            yield run
+    except (KeyboardInterrupt, Stopped) as stop:
+        store.update(run_id, status="stopped", ended=True)
+        stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
+        raise
+    except BaseException as err:
+        store.update(run_id, status="failed", metrics={"error": error_text(err)}, ended=True)
+        raise
+    finally:
+        run._close_meter()
+        used = peak.stop() if peak is not None else {}
+    metrics = dict(run.metrics)
+    if energy:
+        metrics |= run._energy_metrics(price_per_kwh, grid_gco2_per_kwh)
+    if memory:
+        metrics |= used
+    store.update(run_id, status=run.status, metrics=metrics, artifacts=run._artifact_paths(),
+                 ended=True)
+
+
+def stored(run: RecordedRun) -> Run:
+    """The finished run as the store has it."""
+    return Run(run.store.get_run(run.id))
