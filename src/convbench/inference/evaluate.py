@@ -32,7 +32,8 @@ from ..errors import ConvbenchError, DataError
 from ..measure import classification_metrics
 from ..results import Run
 from ..store import Store
-from ..training.device import environment, select_device, set_threads
+from ..training.device import set_threads
+from ..training.lifecycle import recorded_run, stored
 from .trained import Trained, load_trained, require_weights
 
 SPLITS = ("train", "val", "test", "all")
@@ -145,22 +146,20 @@ def evaluate(run: str, dataset: str, *, data_dir: str | None = None, split: str 
     config = cfg.model_dump(mode="json")
     config["data"] |= {"dataset": dataset, "data_dir": data_dir}
     config["source_run"] = source["id"]
-    device = select_device("cpu")
-    run_id = store.create_run(name=name or f"evaluate {source['id']} on {dataset}",
-                              config=config, seed=cfg.train.seed, kind="evaluate",
-                              env=environment(device, set_threads(cfg.train.threads)),
-                              device=str(device))
-    try:
+    src_metrics = source.get("metrics") or {}
+    with recorded_run(store, "evaluate", config, seed=cfg.train.seed,
+                      name=name or f"evaluate {source['id']} on {dataset}",
+                      threads=set_threads(cfg.train.threads),
+                      price_per_kwh=cfg.measure.price_per_kwh,
+                      grid_gco2_per_kwh=cfg.measure.grid_gco2_per_kwh) as run_:
+        run_.log(f"evaluate run {source['id']} on {data.note}")
         logits = logits_of(trained.model, trained.prep, data.x,
                            batch=cfg.train.eval_batch_size, amp=cfg.train.amp)
         m = classification_metrics(logits, targets, len(trained.classes))
-    except BaseException as err:
-        store.update(run_id, status="failed", metrics={"error": repr(err)}, ended=True)
-        raise
-    src_metrics = source.get("metrics") or {}
-    metrics = {f"test_{k}" if k in ("accuracy", "loss", "top5") else k: v for k, v in m.items()}
-    metrics |= {"classes": trained.classes, "source_run": source["id"], "eval_split": data.split,
-                "eval_images": len(targets), "eval_note": data.note,
-                **{k: src_metrics[k] for k in MODEL_FIGURES if k in src_metrics}}
-    store.update(run_id, status="completed", metrics=metrics, ended=True)
-    return Run(store.get_run(run_id))
+        run_.metrics |= {f"test_{k}" if k in ("accuracy", "loss", "top5") else k: v
+                         for k, v in m.items()}
+        run_.metrics |= {"classes": trained.classes, "source_run": source["id"],
+                         "eval_split": data.split, "eval_images": len(targets),
+                         "eval_note": data.note,
+                         **{k: src_metrics[k] for k in MODEL_FIGURES if k in src_metrics}}
+    return stored(run_)

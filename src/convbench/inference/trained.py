@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +27,7 @@ from ..config import RunConfig
 from ..data import DataBundle, Split, load_data
 from ..errors import ConvbenchError, WeightsError
 from ..store import Store
+from ..training.augment import BatchPrep
 
 RECORD = "preprocessing.json"
 
@@ -39,7 +39,7 @@ class Trained:
     run: dict
     cfg: RunConfig
     model: nn.Module
-    prep: Any  # convbench.training.augment.BatchPrep
+    prep: BatchPrep
     record: dict
 
     @property
@@ -115,7 +115,9 @@ def require_weights(store: Store, run: dict) -> Path:
     if kind != "train":
         source = (run.get("metrics") or {}).get("source_run")
         hint = f" (it evaluated run {source}; pass that id)" if source else ""
-        raise ConvbenchError(f"Run {run['id']} is a {kind} run, not a trained network{hint}.")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise ConvbenchError(f"Run {run['id']} is {article} {kind} run, not a trained "
+                             f"network{hint}.")
     try:
         return best_weights_path(store, run)
     except WeightsError:
