@@ -89,16 +89,19 @@ def eval(model: str | Path, data: str | None = None, *, source: str | None = Non
 
 
 def predict(model: str | Path, images: list[str | Path], out_dir: str | Path = "predictions",
-            *, score: float = 0.5, device: str = "cpu", store: Any = None):
+            *, score: float | None = None, device: str = "cpu", store: Any = None):
     """Detect regions on page images (or folders of them); write COCO JSON, PAGE-XML and
-    colour overlays into ``out_dir``; return the predicted pages (a ``DetectionDataset``).
+    colour overlays into ``out_dir`` (regions scored at least ``score``, default that of
+    :func:`~convbench.detection.predict.predict_images`); return the predicted pages (a
+    ``DetectionDataset``).
 
     >>> ds = predict("3f9c", ["page1.png"], "predictions", store="runs.db")  # doctest: +SKIP
     """
     from .predict import load_detector, predict_images
 
     det = load_detector(detector_folder(model, store), device)
-    return predict_images(det, list(images), out_dir, score_threshold=score)
+    given = {} if score is None else {"score_threshold": score}
+    return predict_images(det, list(images), out_dir, **given)
 
 
 def compare(base: Any, variants: list[str | list[str]] | None = None, **options: Any):
