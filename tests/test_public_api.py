@@ -9,7 +9,8 @@ import sys
 import convbench
 
 NAMES = ["train", "compare", "report", "lr_find", "search", "features", "svm", "detect",
-         "Store", "Run", "Group", "RunConfig", "config", "replace"]
+         "predict", "evaluate", "export", "Store", "Run", "Group", "RunConfig", "config",
+         "replace"]
 
 
 def fresh(code: str) -> str:
@@ -55,7 +56,8 @@ def test_every_name_resolves_to_its_entry_point_even_after_its_module_is_importe
     assert out["names"] == {
         "train": "train", "compare": "compare", "report": "write_report", "lr_find": "lr_find",
         "search": "search", "features": "extract_features", "svm": "svm_run",
-        "detect": "convbench.detection.api", "Store": "Store", "Run": "Run", "Group": "Group",
+        "detect": "convbench.detection.api", "predict": "predict", "evaluate": "evaluate",
+        "export": "export", "Store": "Store", "Run": "Run", "Group": "Group",
         "RunConfig": "RunConfig", "config": "convbench.config", "replace": "replace"}
 
 

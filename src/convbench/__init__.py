@@ -19,6 +19,9 @@ The Python API has the command line's names; each returns what the command print
 >>> convbench.svm("feats.npz", store="runs.db").metrics["test_accuracy"]     # doctest: +SKIP
 0.93
 >>> convbench.detect.train("examples/detect-synth.yaml", store="runs.db")    # doctest: +SKIP
+>>> convbench.predict(run.id, ["shoe.png"], store="runs.db")                 # doctest: +SKIP
+>>> convbench.evaluate(run.id, "fashion-mnist", store="runs.db")             # doctest: +SKIP
+>>> convbench.export(run.id, "onnx", store="runs.db")                        # doctest: +SKIP
 >>> convbench.Store("runs.db").list_runs(status="completed")                 # doctest: +SKIP
 
 Everything but ``config`` is imported on first use (PEP 562), so ``import convbench`` and
@@ -48,13 +51,15 @@ _API: dict[str, tuple[str, str | None]] = {
     "Store": ("convbench.store", "Store"),
     "Run": ("convbench.results", "Run"),
     "Group": ("convbench.results", "Group"),
-    # ---- predict, export: the "use a trained run" entry points (issue 9, DESIGN.md) go here
-    # when the inference work lands, e.g. "predict": ("convbench.inference.predict", …).
+    # using a trained run (convbench predict / evaluate / export)
+    "predict": ("convbench.inference", "predict"),
+    "evaluate": ("convbench.inference", "evaluate"),
+    "export": ("convbench.inference", "export"),
 }
 
 __all__ = ["ConvbenchError", "Group", "Run", "RunConfig", "Store", "__version__", "compare",
-           "config", "detect", "features", "lr_find", "replace", "report", "search", "svm",
-           "train"]
+           "config", "detect", "evaluate", "export", "features", "lr_find", "predict",
+           "replace", "report", "search", "svm", "train"]
 
 
 def __getattr__(name: str):
