@@ -195,9 +195,9 @@ def _run_export(fmt: str, path: Path, x: torch.Tensor, trained: Trained, dynamic
     if fmt == "torchscript":
         return torch.jit.load(str(path), map_location="cpu")(x)
     from ..analysis.runs import build_model, load_weights
-    from .trained import _shape_only
+    from .trained import shape_bundle
 
-    fresh, _ = build_model(trained.cfg, _shape_only(trained.record))
+    fresh, _ = build_model(trained.cfg, shape_bundle(trained.record))
     return load_weights(fresh, path)(x)
 
 
@@ -213,7 +213,7 @@ def check_export(fmt: str, path: Path, trained: Trained, x_uint8: torch.Tensor,
                  float((got.argmax(1) == ref.argmax(1)).double().mean()))
 
 
-def test_images(trained: Trained, n: int = CHECK_IMAGES) -> torch.Tensor:
+def check_batch(trained: Trained, n: int = CHECK_IMAGES) -> torch.Tensor:
     """The first ``n`` images of the run's test split (uint8), as the run was scored on."""
     cfg = trained.cfg
     return load_data(cfg.data, cfg.train.seed).test.x[:n]
@@ -243,7 +243,9 @@ def export(run: str, fmt: str, *, out: str | Path | None = None, opset: int | No
     trained = load_trained(store, source["id"])
     path = Path(out) if out else Path(f"{source['id']}{FORMATS[fmt]}")
     meta = export_meta(trained, fmt, dynamic_batch)
-    images = test_images(trained, check_images)
+    if fmt == "onnx":
+        meta["opset"] = opset or DEFAULT_OPSET
+    images = check_batch(trained, check_images)
     example = trained.prep(images[: 2 if dynamic_batch else 1], train=False).contiguous()
     writers = {
         "onnx": lambda: _write_onnx(trained.model, example, path, meta,
@@ -258,12 +260,11 @@ def export(run: str, fmt: str, *, out: str | Path | None = None, opset: int | No
     except ConvbenchError:
         raise
     except Exception as err:
+        why = (str(err).splitlines() or [""])[0][:200]
         raise ExportError(f"{meta['model']} cannot be exported to {fmt} "
-                          f"({err.__class__.__name__}: {str(err).splitlines()[0][:200]}). "
+                          f"({err.__class__.__name__}: {why}). "
                           f"Try --format {others}; safetensors (the weights) always works."
                           ) from None
-    if fmt == "onnx":
-        meta["opset"] = opset or DEFAULT_OPSET
     meta_path = write_text(path.with_name(path.name + ".json"), json.dumps(meta, indent=1) + "\n")
     card_path = write_text(path.with_name(f"{source['id']}.md"),
                            model_card(store, store.get_run(source["id"])))

@@ -76,7 +76,7 @@ def _record_of(bundle: DataBundle) -> dict:
     }
 
 
-def _shape_only(record: dict) -> DataBundle:
+def shape_bundle(record: dict) -> DataBundle:
     """A data bundle without images: enough for ``build_model`` to size the network."""
     empty = Split(torch.zeros(0, record["channels"], 1, 1, dtype=torch.uint8),
                   torch.zeros(0, dtype=torch.long))
@@ -139,6 +139,6 @@ def load_trained(store: Store | str | None, run_id: str, bundle: DataBundle | No
     weights = require_weights(store, run)
     cfg = run_config(run)
     record = data_record(store, run, cfg, bundle)
-    model, prep = build_model(cfg, _shape_only(record))
+    model, prep = build_model(cfg, shape_bundle(record))
     load_weights(model, weights)
     return Trained(run, cfg, model.eval(), prep, record)
