@@ -216,8 +216,12 @@ TWO_BOUND_SCHEDULES = ("triangular", "triangular2", "exp_range", "one-cycle", "o
 
 class ScheduleConfig(Section):
     name: str = Field("constant", description="constant, step, cosine, one-cycle, plateau, "
-                      "triangular, triangular2 or exp_range")
+                      "triangular, triangular2, exp_range or warmup-step")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up (epochs)")
+    warmup_iters: int = Field(0, ge=0, description="warmup-step: iterations of linear "
+                              "warm-up from optim.lr × warmup_factor")
+    warmup_factor: float = Field(0.001, gt=0, le=1, description="warmup-step: LR factor "
+                                 "at iteration 0")
     milestones: TrainingFractions = Field(
         default_factory=lambda: [0.667, 0.889],
         description="step decay points as fractions of training",

@@ -13,7 +13,7 @@ from convbench.detection.config import DetectTrainConfig, budget, build
 from convbench.detection.pagexml import read_pagexml
 from convbench.detection.predict import load_detector, predict_images
 from convbench.detection.train import train_detector
-from convbench.errors import ConfigError, StoreError
+from convbench.errors import ConfigError, StoreError, UnknownNameError
 from convbench.store import Store
 
 
@@ -62,6 +62,10 @@ def test_training_records_a_detect_run_with_ap_cost_and_files(pages, tmp_path, t
     assert m["iterations"] == 3 and m["epochs"] == pytest.approx(1.5)  # 4 train pages, batch 2
     assert m["train_images"] == 4 and m["test_images"] == 2
     assert m["peak_memory_bytes"] > 10_000_000 and m["energy_j"] > 0 and m["cost"] > 0
+    # The cost figures of classification runs, from a forward on a 128×96 page (max × min).
+    assert m["flops"] > 0 and m["macs"] == m["flops"] // 2
+    assert m["disk_bytes"] > 4 * m["params_total"] * 0.9
+    assert m["latency_ms"] > 0 and m["throughput_ips"] > 0
     assert [e["epoch"] for e in run.epochs] == [1, 2]
     assert {"train_loss", "loss_mask", "lr", "time_s", "iters_per_s"} <= set(run.epochs[0])
     art = run["artifacts"]
@@ -97,6 +101,23 @@ def test_a_stopped_run_resumes_to_the_same_result(pages, tmp_path, tiny_config):
     assert resumed.metrics["box_AP"] == pytest.approx(whole.metrics["box_AP"], abs=1e-6)
     with pytest.raises(StoreError, match="already completed"):
         train_detector(store=store, resume=resumed.id)
+
+
+def test_the_optimiser_and_schedule_come_from_the_shared_registries(pages, tmp_path,
+                                                                     tiny_config):
+    with pytest.raises(UnknownNameError, match="adam"):
+        build({"train": {"optimizer": "adamm"}})
+    cfg = tiny_config(pages.parent, iterations=3, optimizer="adam", schedule="constant",
+                      lr=1e-3)
+    cfg["measure"]["cost"] = False
+    run = train_detector(cfg, store=str(tmp_path / "runs.db"))
+    assert run.status == "completed"
+    assert [e["lr"] for e in run.epochs] == [1e-3, 1e-3]  # constant: no warm-up, no steps
+    assert "latency_ms" not in run.metrics and run.metrics["flops"] > 0
+    checkpoint = torch.load(run["artifacts"]["checkpoint"], map_location="cpu",
+                            weights_only=True)
+    moments = next(iter(checkpoint["optimizer"]["state"].values()))
+    assert "exp_avg" in moments  # Adam's, where SGD keeps a momentum buffer
 
 
 def test_faster_rcnn_reports_box_ap_only(pages, tmp_path, tiny_config):

@@ -18,6 +18,26 @@ def test_step_decays_at_fractions_of_training():
     assert s.lr_at(89) == pytest.approx(0.001)
 
 
+def test_warmup_step_warms_up_linearly_then_steps_at_rounded_fractions():
+    # Detection's schedule: lr × warmup_factor at 0, linear to lr at warmup_iters, then
+    # ×gamma from round(fraction × total) on.
+    s = sched(name="warmup-step", base=0.02, total=100, warmup_iters=10, warmup_factor=0.001,
+              milestones=[0.5, 0.755], gamma=0.1)
+    assert s.lr_at(0) == pytest.approx(0.02 * 0.001)
+    assert s.lr_at(5) == pytest.approx(0.02 * (0.001 * 0.5 + 0.5))
+    assert s.lr_at(10) == 0.02 and s.lr_at(49) == 0.02
+    assert s.lr_at(50) == pytest.approx(0.002)
+    assert s.lr_at(75) == pytest.approx(0.002)  # the second step is at round(75.5) = 76
+    assert s.lr_at(76) == pytest.approx(0.0002)
+    lrs = [s.lr_at(i) for i in range(10)]
+    assert lrs == sorted(lrs) and len(set(lrs)) == 10  # strictly rising warm-up
+
+
+def test_warmup_step_without_warmup_starts_at_the_base_lr():
+    s = sched(name="warmup-step", base=0.1, total=10, warmup_iters=0, milestones=[])
+    assert [s.lr_at(i) for i in (0, 5, 9)] == [0.1, 0.1, 0.1]
+
+
 def test_cosine_ends_at_floor():
     s = sched(name="cosine", min_lr=0.001)
     assert s.lr_at(0) == pytest.approx(0.1)
@@ -78,6 +98,6 @@ def test_unknown_schedule_suggests_names():
 
 
 def test_all_lrs_finite_and_positive():
-    for name in ("constant", "step", "cosine", "one-cycle", "plateau"):
+    for name in ("constant", "step", "cosine", "one-cycle", "plateau", "warmup-step"):
         s = sched(name=name)
         assert all(math.isfinite(s.lr_at(i)) and s.lr_at(i) >= 0 for i in range(101))

@@ -104,7 +104,12 @@ class DetectTrainConfig(Section):
     epochs: float | None = Field(None, gt=0, description="budget in passes over train")
     iterations: int | None = Field(None, gt=0, description="budget in optimiser steps")
     batch_size: int = Field(2, ge=1, description="images per iteration")
-    lr: float = Field(0.02, gt=0, description="base learning rate (SGD)")
+    optimizer: str = Field("sgd", description="sgd, adam, adamw or rmsprop (the same "
+                           "optimisers as `convbench train`)")
+    schedule: str = Field("warmup-step", description="LR schedule (see `convbench train "
+                          "--help`); warmup-step reads warmup_iters, warmup_factor, steps "
+                          "and gamma")
+    lr: float = Field(0.02, gt=0, description="base learning rate")
     momentum: Fraction = Field(0.9, description="SGD momentum")
     weight_decay: float = Field(1e-4, ge=0, description="L2 penalty")
     warmup_iters: int = Field(50, ge=0, description="linear warm-up from lr × warmup_factor")
@@ -122,6 +127,16 @@ class DetectTrainConfig(Section):
     checkpoint_every: int | None = Field(None, ge=1, description="iterations between "
                                          "checkpoints (default: every epoch)")
     max_time_s: float | None = Field(None, gt=0, description="stop after this wall time")
+
+    @field_validator("optimizer", "schedule")
+    @classmethod
+    def _registered(cls, v: str, info) -> str:
+        # The registries of the shared trainer; an unknown name fails with "did you mean".
+        from ..training.optim import OPTIMIZERS
+        from ..training.schedules import SCHEDULES
+
+        (OPTIMIZERS if info.field_name == "optimizer" else SCHEDULES).get(v)
+        return v
 
     @model_validator(mode="after")
     def _one_budget(self) -> DetectTrainConfig:

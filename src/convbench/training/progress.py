@@ -1,4 +1,5 @@
-"""A live progress bar for training (rich), silent with ``quiet``."""
+"""A live progress bar for training (rich), silent with ``quiet``: one bar per epoch with
+the running loss (and accuracy when the task has one), one summary line per finished epoch."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.progress import Progress as RichProgress
 
 
 class Progress:
-    """Per-epoch bar with live loss/accuracy; one summary line per finished epoch."""
+    """Per-epoch bar with the live loss (accuracy, LR); one summary line per finished epoch."""
 
     def __init__(self, epochs: int, quiet: bool = False, interval_s: float = 0.5):
         self.epochs, self.quiet, self.interval_s = epochs, quiet, interval_s
@@ -55,22 +56,33 @@ class Progress:
             "train", total=steps, epoch=epoch, epochs=self.epochs, stats=""
         )
 
-    def update(self, step: int, *, loss: float, acc: float, lr: float) -> None:
+    def update(self, step: int, *, loss: float, lr: float, acc: float | None = None) -> None:
         if self._bar is not None:
+            accuracy = f" acc {acc:.3f}" if acc is not None else ""
             self._bar.update(
-                self._task, completed=step, stats=f"loss {loss:.4f} acc {acc:.3f} lr {lr:.2e}"
+                self._task, completed=step, stats=f"loss {loss:.4f}{accuracy} lr {lr:.2e}"
             )
 
     def end_epoch(self, epoch: int, row: dict) -> None:
         if self._bar is None:
             return
-        val = (
-            f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}"
-            if row.get("val_accuracy") is not None
-            else ""
-        )
-        self._bar.console.print(
-            f"epoch {epoch}/{self.epochs}  loss {row['train_loss']:.4f} "
-            f"acc {row['train_accuracy']:.4f}{val}  {row['time_s']:.1f}s "
-            f"{row['images_per_s']:.0f} img/s"
-        )
+        self._bar.console.print(epoch_summary(epoch, self.epochs, row))
+
+
+def epoch_summary(epoch: int, epochs: int, row: dict) -> str:
+    """The line printed for a finished epoch; figures a task does not have are left out.
+
+    >>> epoch_summary(2, 5, {"train_loss": 0.5, "lr": 0.02, "time_s": 3.0, "images_per_s": 6.7})
+    'epoch 2/5  loss 0.5000  lr 2.00e-02  3.0s 7 img/s'
+    """
+    parts = [f"epoch {epoch}/{epochs}  loss {row['train_loss']:.4f}"]
+    if row.get("train_accuracy") is not None:
+        parts.append(f" acc {row['train_accuracy']:.4f}")
+    if row.get("val_accuracy") is not None:
+        parts.append(f" val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f}")
+    elif row.get("lr") is not None and row.get("train_accuracy") is None:
+        parts.append(f"  lr {row['lr']:.2e}")
+    parts.append(f"  {row.get('time_s') or 0.0:.1f}s")
+    if row.get("images_per_s"):
+        parts.append(f" {row['images_per_s']:.0f} img/s")
+    return "".join(parts)

@@ -1,0 +1,252 @@
+"""The one training loop: any :class:`~convbench.training.task.Task` (classification,
+detection) trained the same way, with the same optimisers, schedules, progress display,
+checkpoints, energy banking, stop handling and cost measurement.
+
+The loop is iteration-exact: the LR of iteration *i* comes from the schedule, the task knows
+the batch of iteration *i*, and everything else is in the checkpoint, so a resumed run sees
+the same batches and learning rates as an uninterrupted one. Ctrl-C and SIGTERM
+(:class:`~convbench.training.lifecycle.Stopped`) pass through :meth:`Trainer.fit`, with the
+energy so far banked and the last checkpoint left in place.
+
+>>> trainer = Trainer(task, store, run_id)        # doctest: +SKIP
+>>> status = trainer.fit()                         # doctest: +SKIP
+>>> metrics = trainer.finish() if status == "completed" else {}   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..errors import WeightsError
+from ..measure import EnergyMeter, PeakMemory, measure_model
+from ..runlog import LOG, append_log
+from ..store import Store
+from .checkpoint import load_checkpoint, save_checkpoint
+from .lifecycle import energy_figures
+from .optim import make_optimizer
+from .progress import Progress
+from .schedules import make_schedule
+from .task import FitState, Step, Task
+
+CHECKPOINT = "last.pt"
+
+# Called after every optimiser step with (lr, loss, *task outputs); True ends the epoch early.
+BatchHook = Callable[..., bool]
+# Called after every finished epoch with (epoch, row); True stops the run (status "stopped").
+EpochHook = Callable[[int, dict], bool]
+# Called after every optimiser step, and after the checkpoint of that step, with
+# (iteration, loss); raising KeyboardInterrupt there stops the run resumably.
+StepHook = Callable[[int, float], None]
+
+
+class Trainer:
+    """Model, optimiser, schedule and state of one run of ``task``; :meth:`fit` trains.
+
+    ``on_step(iteration, loss)`` is called after every optimiser step (and after any
+    checkpoint of that step).
+    """
+
+    def __init__(self, task: Task, store: Store, run_id: str, quiet: bool = False,
+                 on_step: StepHook | None = None):
+        self.task, self.store, self.run_id, self.quiet = task, store, run_id, quiet
+        self.on_step = on_step
+        self.run_dir = store.run_dir(run_id)
+        self.device = task.device
+        self.iters_per_epoch = task.iters_per_epoch
+        torch.manual_seed(task.seed)
+        self.model = task.build_model()
+        self.optimizer = make_optimizer(task.optim_cfg, task.param_groups(self.model))
+        self.schedule = make_schedule(task.schedule_cfg, base_lr=task.optim_cfg.lr,
+                                      iters_per_epoch=task.iters_per_epoch,
+                                      total_iters=task.total_iters)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=task.amp == torch.float16)
+        self.state = FitState()
+        self._meter: EnergyMeter | None = None
+        self._pending: Step | None = None
+
+    # ----- checkpoints -------------------------------------------------------------------
+    def save(self) -> None:
+        """Checkpoint everything a resumed run needs (energy so far banked first)."""
+        self._bank_energy(restart=True)
+        save_checkpoint(self.run_dir / CHECKPOINT, {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "state": self.state.__dict__,
+            "task": self.task.state_dict(),
+        })
+
+    def restore(self) -> None:
+        """Continue from the run's last checkpoint."""
+        ckpt = load_checkpoint(self.run_dir / CHECKPOINT)
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.schedule.load_state_dict(ckpt["schedule"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            state = FitState(**ckpt["state"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:
+            raise WeightsError(f"Checkpoint of run {self.run_id} does not fit its config "
+                               f"({type(err).__name__}). Start a new run instead.") from None
+        if "torch_rng" in ckpt:
+            torch.set_rng_state(ckpt["torch_rng"])
+        self.state = state
+        self.task.load_state_dict(ckpt.get("task") or {})
+
+    # ----- one epoch ---------------------------------------------------------------------
+    def train_epoch(self, epoch: int, progress: Progress,
+                    on_batch: BatchHook | None = None) -> dict[str, Any]:
+        """Run one epoch of the task; return its training row.
+
+        A non-finite loss ends the epoch at once with the row ``{"train_loss": loss}``.
+        """
+        task, s, opt = self.task, self.state, self.optimizer
+        steps = task.start_epoch(epoch, self.model, opt, s)
+        progress.start_epoch(epoch, steps)
+        self._pending = None
+        lr = self.schedule.lr_at(s.iteration)
+        mark = time.perf_counter()
+        for b in range(steps):
+            batch = task.batch(b, s.iteration)
+            lr = self.schedule.lr_at(s.iteration)
+            for group in opt.param_groups:
+                group["lr"] = lr * group["lr_scale"]
+            step = task.forward(self.model, batch)
+            if step.value is not None and not math.isfinite(step.value):
+                s.extra["diverged_iteration"] = s.iteration + 1
+                return {"train_loss": step.value}
+            self._optimise(step.loss)
+            s.iteration += 1
+            task.after_step(step, lr, s)
+            now = time.perf_counter()
+            s.train_time_s += now - mark
+            s.epoch_time_s += now - mark
+            mark = now
+            if on_batch is not None and on_batch(lr, step.loss.detach(), *step.outputs):
+                break  # e.g. the LR range test: divergence or its iteration budget
+            last = b == steps - 1
+            if progress.due() or last:
+                # With the task's own per-step reads, the only host sync of the loop.
+                stats = task.progress_stats()
+                if not math.isfinite(stats["loss"]):
+                    return {"train_loss": stats["loss"]}
+                progress.update(b + 1, lr=lr, **stats)
+            if task.out_of_time(s):
+                break
+            if last:
+                self._pending = step  # told after the epoch's checkpoint, in fit()
+                continue
+            every = task.checkpoint_every
+            if every and s.iteration % every == 0:
+                self.save()
+                mark = time.perf_counter()  # checkpoints are not training time
+            self._notify(step)
+        row = task.epoch_row(s, lr)
+        s.epoch_time_s = 0.0
+        return row
+
+    def _optimise(self, loss: torch.Tensor) -> None:
+        opt, clip = self.optimizer, self.task.optim_cfg.grad_clip
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if clip:
+            self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    def _notify(self, step: Step) -> None:
+        if self.on_step is not None:
+            value = step.value if step.value is not None else float(step.loss.detach())
+            self.on_step(self.state.iteration, value)
+
+    # ----- the run -----------------------------------------------------------------------
+    def fit(self, on_epoch: EpochHook | None = None) -> str:
+        """Train the remaining epochs; return the final status: ``completed``, ``diverged``
+        or ``stopped`` (``on_epoch`` returned True)."""
+        task, s = self.task, self.state
+        memory = PeakMemory(self.device)
+        with Progress(task.epochs, quiet=self.quiet) as progress:
+            memory.start()
+            if task.meter_energy:
+                m = task.measure
+                self._meter = EnergyMeter(str(self.device), m.price_per_kwh,
+                                          m.grid_gco2_per_kwh)
+                self._meter.start()
+            try:
+                while (epoch := task.next_epoch(s)) is not None:
+                    row = self.train_epoch(epoch, progress)
+                    if not math.isfinite(row["train_loss"]):
+                        self.log(f"epoch {epoch}: loss became {row['train_loss']}; diverged")
+                        s.extra["diverged_epoch"] = epoch
+                        return "diverged"
+                    row = task.end_epoch(epoch, row, self.model, s)
+                    s.epoch = epoch = row.get("epoch", epoch)
+                    self.schedule.on_epoch_end(row.get("val_loss"))
+                    self.store.add_epoch(self.run_id, epoch, row)
+                    progress.end_epoch(epoch, row)
+                    self.log(epoch_line(epoch, row))
+                    self.save()
+                    if self._pending is not None:
+                        self._notify(self._pending)
+                    if on_epoch is not None and on_epoch(epoch, row):
+                        self.log(f"stopped after epoch {epoch} by the caller (search pruner)")
+                        return "stopped"
+                    if (reason := task.stop_reason(s)) is not None:
+                        self.log(reason)
+                        break
+            finally:
+                self._bank_energy(restart=False)
+                s.extra["peak_memory"] = memory.stop()
+        return "completed"
+
+    def _bank_energy(self, restart: bool) -> None:
+        # Energy so far goes into the state, so a checkpoint (and a resumed run) keeps it.
+        if self._meter is None:
+            return
+        used = self._meter.stop()
+        self.state.energy_j += used["energy_j"]
+        self.state.extra["energy"] = used
+        if restart:
+            self._meter.start()
+        else:
+            self._meter = None
+
+    def finish(self) -> dict[str, Any]:
+        """The task's quality metrics, then energy, peak memory and the model's costs:
+        parameters, FLOPs/MACs, disk size and (``measure.cost``) latency and throughput."""
+        task, s = self.task, self.state
+        metrics = task.finish(self.model, s, self.run_dir, self.store, self.run_id)
+        m = task.measure
+        energy = energy_figures(s.energy_j, s.extra.get("energy"), price_per_kwh=m.price_per_kwh,
+                                grid_gco2_per_kwh=m.grid_gco2_per_kwh)
+        if not task.meter_energy:
+            energy["cost"] = None
+        metrics |= {**s.extra.get("peak_memory", {}), **energy}
+        # Last: the probes feed the model random inputs (they draw on the global RNG).
+        metrics |= measure_model(self.model, task.input_shape, self.device, m,
+                                 weights_path=task.cost_weights(self.run_dir), timed=m.cost)
+        return metrics
+
+    def log(self, line: str) -> None:
+        """Append a time-stamped line to the run's ``train.log``."""
+        append_log(self.run_dir / LOG, [line])
+
+
+def epoch_line(epoch: int, row: dict) -> str:
+    """One epoch row as a log line.
+
+    >>> epoch_line(2, {"train_loss": 0.51234, "lr": 0.001})
+    'epoch=2 train_loss=0.5123 lr=0.001'
+    """
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in {"epoch": epoch, **row}.items()
+    )
