@@ -29,7 +29,7 @@ from .cli_common import (
 from .cli_common import csv_list as _csv
 from .cli_common import open_store as _store
 from .config import RunConfig
-from .errors import ConfigError, ConvbenchError
+from .errors import ConfigError
 
 app = typer.Typer(
     help="Design, train, compare and tune convolutional networks, measuring "
@@ -185,8 +185,10 @@ def train(
 @app.command()
 def compare(
     models: Annotated[
-        str, typer.Option(help="Comma-separated models, e.g. B2FL16,custom-cnn,resnet20.")
-    ],
+        str | None,
+        typer.Option(help="Comma-separated models, e.g. B2FL16,custom-cnn,resnet20 (each is "
+                          "crossed with every --variant)."),
+    ] = None,
     config_file: ConfigArg = None,
     dataset: DatasetOpt = None,
     epochs: EpochsOpt = None,
@@ -203,6 +205,11 @@ def compare(
     data_dir: DataDirOpt = None,
     download: DownloadOpt = False,
     sets: SetOpt = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="A variant: key=value overrides separated by spaces or ';', e.g. "
+                          "'optim.name=sgd optim.lr=0.01' (repeatable).")
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(help="Train models in N parallel processes (cores are split between them)."),
@@ -215,13 +222,16 @@ def compare(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
-    """Train several models under the same data, split, augmentation, schedule and budget;
-    record them as one comparison and write a report.
+    """Train several models (or variants of one) under the same data, split, augmentation,
+    schedule and budget; record them as one comparison and write a report.
 
       convbench compare --dataset digits --models simple-cnn,custom-cnn,B2FL16 --epochs 3 \\
           --seeds 0,1 --report out/report.html
+      convbench compare --dataset digits --models B2FL8 --variant optim.name=adam \\
+          --variant optim.name=sgd --seeds 0,1
     """
     from .compare import compare as run_compare
+    from .compare import parse_variant
     from .report.summary import model_name
 
     base = build_config(
@@ -230,12 +240,14 @@ def compare(
                                download),
         sets,
     )
-    names = _csv(models, "models")
+    names = _csv(models, "models") if models is not None else None
+    variants = [parse_variant(v) for v in variant or []]
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
     group = run_compare(
         base,
-        names,
+        variants,
+        models=names,
         seeds=_csv(seeds, "seeds", int) or None,
         workers=workers,
         store=_store(store),
@@ -246,11 +258,14 @@ def compare(
     if as_json:
         print_json(group)
     else:
-        table = Table("run", "model", "seed", "status", "test acc", "train s", "params")
+        # Variants of one model differ in more than the model: their run names tell them apart.
+        named = ("variant",) if variants else ()
+        table = Table("run", *named, "model", "seed", "status", "test acc", "train s", "params")
         for r in group["runs"]:
             m = r.get("metrics") or {}
             table.add_row(
                 r["id"],
+                *((r.get("name") or "",) if variants else ()),
                 model_name(r),
                 str(r["seed"]),
                 r["status"],
@@ -269,7 +284,8 @@ def compare(
 @app.command("report")
 def report_cmd(
     ids: Annotated[
-        list[str], typer.Argument(help="Run ids and/or comparison ids (prefixes work).")
+        list[str],
+        typer.Argument(help="Run ids and/or comparison or search ids (prefixes work)."),
     ],
     output: Annotated[
         Path,
@@ -277,31 +293,27 @@ def report_cmd(
             "-o", "--output", help="HTML file to write (.md, .csv and .json are written beside it)."
         ),
     ] = Path("report.html"),
-    title: Annotated[str, typer.Option(help="Report title.")] = "convbench comparison",
+    title: Annotated[
+        str | None,
+        typer.Option(help="Report title [default: convbench comparison; a search: convbench "
+                          "search NAME]."),
+    ] = None,
     store: StoreOpt = None,
 ):
-    """Write a comparison report from runs already in the store."""
+    """Write the report of runs already in the store: a comparison (classification or
+    detection, by the runs' kind) or, for a search id, the search report."""
     from .compare import collect_runs
-    from .report import write_report
+    from .report import report_kind, write
 
-    runs, group = collect_runs(_store(store, existing=True), ids)
-    detectors = [r for r in runs if r.get("kind") == "detect"]
-    if detectors and len(detectors) < len(runs):
-        raise ConvbenchError(
-            "Detection runs (AP) and classification runs (accuracy) measure different things: "
-            "give the ids of one kind per report."
-        )
+    s = _store(store, existing=True)
+    runs, group = collect_runs(s, ids)
+    kind = report_kind(runs, group)  # refuses detection and classification runs together
     datasets = sorted({str(((r.get("config") or {}).get("data") or {}).get("dataset"))
                        for r in runs} - {"None"})
-    if len(datasets) > 1:
+    if len(datasets) > 1 and kind == "compare":
         err.print(f"note: these runs used different data sets ({', '.join(datasets)}); their "
                   "numbers are side by side, not comparable.", markup=False)
-    if detectors:
-        from .detection.compare import write_detect_runs_report
-
-        paths = write_detect_runs_report(runs, output, title=title)
-    else:
-        paths = write_report(runs, output, title=title, group=group)
+    paths = write(runs, output, group=group, store=s, title=title, kind=kind)
     for path in paths.values():
         out.print(f"wrote {path}")
 

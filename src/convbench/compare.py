@@ -1,134 +1,332 @@
-"""Comparisons: train several models under the same conditions and report them side by side.
+"""One comparison: a base config × variants × seeds, trained as one store group, reported.
 
->>> import convbench.compare as cmp
->>> group = cmp.compare({"data": {"dataset": "digits"}, "train": {"epochs": 2}},
-...                     models=["simple-cnn", "B2FL16"], seeds=[0, 1],
-...                     report="out/report.html")                      # doctest: +SKIP
->>> group["summary"][0]["label"]                                        # doctest: +SKIP
-'simple-cnn'
+A variant is a list of ``key=value`` overrides (the ``--set`` syntax); a plain name is
+shorthand for the model override of the run kind (``model.name=`` for classification,
+``model.backbone=`` for detection). ``models=`` crosses model names with the variants. The
+run kind — classification (``convbench train``) or detection (``convbench detect train``) —
+follows from the base config (or ``kind=``) and picks the run function from
+:data:`RUN_KINDS`; both kinds get seeds, parallel workers and the same fail-fast checks.
+
+>>> from convbench.compare import compare
+>>> group = compare({"data": {"dataset": "digits"}, "train": {"epochs": 2}},
+...                 [["optim.name=adam"], ["optim.name=sgd"]], models=["B2FL8"],
+...                 seeds=[0, 1], report="out/report.html")            # doctest: +SKIP
+>>> len(group.runs), group.kind                                          # doctest: +SKIP
+(4, 'compare')
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
+import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
-from .config import RunConfig
-from .errors import ConvbenchError, StoreError
-from .results import load_group
+from .errors import ConfigError, ConvbenchError, StoreError
+from .registry import Registry
+from .results import Group, load_group
 from .store import Store
 from .training.device import available_cores
 
-
-def _variants(
-    base: RunConfig, models: list[str], seeds: list[int], threads: int | None
-) -> list[RunConfig]:
-    out = []
-    for model in models:
-        for seed in seeds:
-            data = base.model_dump(mode="json")
-            data["model"]["name"] = model
-            data["train"]["seed"] = seed
-            if threads:
-                data["train"]["threads"] = threads
-            data["name"] = f"{base.name + '-' if base.name else ''}{model}-s{seed}"
-            out.append(cfgmod.build(data, source=f"compare ({model})"))
-    return out
+DataIssues = Callable[[list[str]], None]
 
 
-def _train_one(
-    cfg_json: dict, store_url: str, group_id: str, quiet: bool
-) -> tuple[str, str | None]:
-    """Worker body: train, never raise (a failed model is reported, not fatal)."""
-    from .training import train
+@dataclass(frozen=True)
+class RunKind:
+    """What a comparison needs to know about one kind of run."""
 
-    store = Store(store_url)
+    group_kind: str      # the store group's kind (stored stores rely on these names)
+    model_key: str       # the override a plain name stands for
+    build: Callable[[Any], Any]                  # base (config, dict, YAML path) → config
+    override: Callable[[Any, list[str]], Any]    # config + ``key=value`` list → config
+    check: Callable[[Any], None]  # one variant, before any training: names, data
+    run: Callable[[dict, Store, bool, str, DataIssues | None], Any]  # train one; a Run
+    # (base config's name, variant label, seed, several seeds?) → the run's name
+    run_name: Callable[[str | None, str, int, bool], str]
+
+
+RUN_KINDS: Registry[Callable[[], RunKind]] = Registry("run kind")
+
+
+@RUN_KINDS.register("train")
+def _classification() -> RunKind:
+    from .data import check_available
+    from .training import prepare_config, train
+
+    def build(base: Any) -> cfgmod.RunConfig:
+        if isinstance(base, str | Path):
+            return cfgmod.load(base)
+        return base if isinstance(base, cfgmod.RunConfig) else cfgmod.build(base)
+
+    def check(cfg: cfgmod.RunConfig) -> None:
+        prepare_config(cfg)  # unknown model, optimiser or schedule names
+        check_available(cfg.data)
+
+    def run(cfg_json: dict, store: Store, quiet: bool, group_id: str,
+            on_data_issues: DataIssues | None) -> Any:
+        # Classification data notes go to the run's own log, not to a callback.
+        return train(cfg_json, store=store, quiet=quiet, group_id=group_id)
+
+    def run_name(base: str | None, label: str, seed: int, several: bool) -> str:
+        return f"{base + '-' if base else ''}{label}-s{seed}"
+
+    return RunKind("compare", "model.name", build, cfgmod.apply_overrides, check, run,
+                   run_name)
+
+
+@RUN_KINDS.register("detect")
+def _detection() -> RunKind:
+    from .detection.backbones import check_backbone
+    from .detection.config import apply_overrides
+    from .detection.data import load_dataset
+    from .detection.train import prepare, train_detector
+
+    def check(cfg: Any) -> None:
+        check_backbone(cfg.model.backbone)
+        data = cfg.data
+        if data.source != "synth" and not (data.path and Path(data.path).exists()):
+            load_dataset(data)  # finds nothing either, and says what to do
+
+    def run(cfg_json: dict, store: Store, quiet: bool, group_id: str,
+            on_data_issues: DataIssues | None) -> Any:
+        return train_detector(cfg_json, store=store, quiet=quiet, group_id=group_id,
+                              on_data_issues=on_data_issues)
+
+    def run_name(base: str | None, label: str, seed: int, several: bool) -> str:
+        # The label alone, as detection comparisons always named their runs (the base's name
+        # is the file's single run); the seed only when there are several.
+        return f"{label}-s{seed}" if several else label
+
+    return RunKind("detect-compare", "model.backbone", prepare, apply_overrides, check, run,
+                   run_name)
+
+
+def parse_variant(text: str) -> list[str]:
+    """One ``--variant`` value as overrides: ``key=value`` items separated by spaces or ``;``
+    (values hold no spaces; commas stay inside a value, as in lists).
+
+    >>> parse_variant("optim.name=sgd; optim.lr=0.01 train.epochs=3")
+    ['optim.name=sgd', 'optim.lr=0.01', 'train.epochs=3']
+    """
+    items = [t for t in re.split(r"[;\s]+", text) if t]
+    bad = [t for t in items if "=" not in t]
+    if not items or bad:
+        raise ConfigError(f"--variant {text!r}: expected key=value overrides separated by "
+                          "spaces or ';', e.g. --variant 'optim.name=sgd optim.lr=0.01'.")
+    return items
+
+
+def variant_label(sets: list[str], model_key: str = "model.backbone") -> str:
+    """A short, readable label from overrides: the model's value first, then ``key=value``
+    with the key's last part (a section's ``name`` is called by the section).
+
+    >>> variant_label(["model.backbone=vovnet39", "train.batch_size=4"])
+    'vovnet39 batch_size=4'
+    >>> variant_label(["model.name=B2FL8", "optim.name=adam"], "model.name")
+    'B2FL8 optim=adam'
+    """
+    parts = []
+    for item in sets:
+        key, _, value = (s.strip() for s in item.partition("="))
+        if key == model_key:
+            parts.append(value)
+            continue
+        path = key.split(".")
+        short = path[-2] if path[-1] == "name" and len(path) > 1 else path[-1]
+        parts.append(f"{short}={value}")
+    return " ".join(parts) or "base"
+
+
+def _variant_sets(variants: list[str | list[str]] | None, models: list[str] | None,
+                  model_key: str) -> list[list[str]]:
+    """Model names × variants, each a list of overrides (a plain name: the model override)."""
+    sets = [[f"{model_key}={v}"] if isinstance(v, str) else list(v) for v in variants or []]
+    if not models:
+        return sets
+    return [[f"{model_key}={m}", *extra] for m in models for extra in sets or [[]]]
+
+
+def _kind_name(base: Any, kind: str | None) -> str:
+    if kind is not None:
+        return kind
+    from .detection.config import DetectConfig  # pydantic only: cheap
+
+    return "detect" if isinstance(base, DetectConfig) else "train"
+
+
+@dataclass(frozen=True)
+class _Job:
+    kind: str
+    config: dict
+    store_url: str
+    group_id: str
+    quiet: bool
+
+
+def _run_job(job: _Job, on_data_issues: DataIssues | None = None
+             ) -> tuple[str | None, list[list[str]]]:
+    """Train one variant; never raise for a failed run (it is reported, not fatal).
+
+    Returns the error message (None when it worked) and the data problems it met, for a
+    worker process whose callback cannot reach the parent.
+    """
+    issues: list[list[str]] = []
+    kind = RUN_KINDS.get(job.kind)()
     try:
-        run = train(cfg_json, store=store, quiet=quiet, group_id=group_id)
-        return run.id, None
+        kind.run(job.config, Store(job.store_url), job.quiet, job.group_id,
+                 on_data_issues or issues.append)
+        return None, issues
     except ConvbenchError as err:
-        return "", f"{cfg_json['model']['name']}: {err}"
-    except Exception as err:  # a crash in one model must not lose the others
-        return "", f"{cfg_json['model']['name']}: {err.__class__.__name__}: {err}"
+        return f"{job.config.get('name')}: {err}", issues
+    except Exception as err:  # a crash in one variant must not lose the others
+        return f"{job.config.get('name')}: {err.__class__.__name__}: {err}", issues
 
 
 def compare(
-    base: RunConfig | dict,
-    models: list[str],
+    base: Any,
+    variants: list[str | list[str]] | None = None,
     *,
+    models: list[str] | None = None,
     seeds: list[int] | None = None,
     workers: int = 1,
     store: Store | str | None = None,
     name: str | None = None,
     report: str | Path | None = None,
     quiet: bool = True,
-) -> dict[str, Any]:
-    """Train every model (× seed) with the same data, split, augmentation, schedule and budget,
-    record them as one comparison group, and write the report when ``report`` is given.
+    kind: str | None = None,
+    on_data_issues: DataIssues | None = None,
+) -> Group:
+    """Train every variant (× seed) of ``base`` under the same conditions, record them as one
+    group, and write the report when ``report`` is given.
 
-    Returns the group dict plus ``errors`` (models that failed before recording a run) and
-    ``report`` (paths written).
+    ``base`` is a config, a dict or a YAML path; ``kind`` ("train" or "detect") says which
+    kind of run a dict or path holds (a ``DetectConfig`` says it itself). ``workers`` > 1
+    trains in that many spawned processes that split the cores (``train.threads``).
+    ``on_data_issues`` gets a detection data set's annotation problems once per data set.
+
+    Returns the :class:`~convbench.results.Group` with its runs, plus ``errors`` (variants
+    that failed) and ``report`` (paths written, by kind).
+
+    >>> compare({}, [["optim.name=adam"]], kind="train", seeds=[0])   # doctest: +SKIP
     """
-    if not models:
-        raise ConvbenchError("No models to compare: pass --models a,b,c (see `convbench models`).")
-    base = base if isinstance(base, RunConfig) else cfgmod.build(base)
-    store = store if isinstance(store, Store) else Store(store)
-    seeds = seeds or [base.train.seed]
-    workers = max(1, min(workers, len(models) * len(seeds)))
+    kind_name = _kind_name(base, kind)
+    run_kind = RUN_KINDS.get(kind_name)()
+    sets = _variant_sets(variants, models, run_kind.model_key)
+    if not sets:
+        raise ConvbenchError("Nothing to compare: pass --models a,b,c (see `convbench models`) "
+                             "or --variant 'key=value …'.")
+    if report is not None:
+        from .report import check_report_path
+
+        check_report_path(report)  # a bad path fails now, not after hours of training
+    cfg = run_kind.build(base)
+    seeds = seeds or [cfg.train.seed]
+    workers = max(1, min(workers, len(sets) * len(seeds)))
     # Workers share the cores instead of each grabbing all of them.
-    threads = max(1, available_cores() // workers) if workers > 1 else base.train.threads
-    variants = _variants(base, models, seeds, threads)
-    from .data import check_available
-    from .training import prepare_config
+    threads = max(1, available_cores() // workers) if workers > 1 else None
+    configs = []
+    for overrides in sets:
+        label = variant_label(overrides, run_kind.model_key)
+        variant = run_kind.override(cfg, overrides)
+        # Fail fast, before any training: unknown names, missing data.
+        run_kind.check(variant)
+        for seed in seeds:
+            seeded = run_kind.override(variant, [f"train.seed={seed}"] + (
+                [f"train.threads={threads}"] if threads else []))
+            run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
+            configs.append(seeded.model_copy(update={"name": run_name}))
+    store = store if isinstance(store, Store) else Store(store)
+    group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
+        "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
+        "models": list(dict.fromkeys(models or [s for s in variants or []
+                                                 if isinstance(s, str)])),
+        # Parallel workers create runs in any order; reports show them in this one.
+        "run_names": [c.name for c in configs]})
+    jobs = [_Job(kind_name, c.model_dump(mode="json"), store.url, group_id,
+                 quiet or workers > 1) for c in configs]
+    from .training.lifecycle import Stopped
 
-    # Fail fast, before any training: unknown names, missing data, an unwritable report path.
-    for v in variants:
-        prepare_config(v)
-    check_available(base.data)
-    if report:
-        from .report.writer import check_report_path
-
-        check_report_path(report)
-    group_id = store.create_group(
-        kind="compare",
-        name=name,
-        config={"models": models, "seeds": seeds, "base": base.model_dump(mode="json")},
-    )
-    jobs = [
-        (v.model_dump(mode="json"), store.url, group_id, quiet or workers > 1) for v in variants
-    ]
-    if workers == 1:
-        results = [_train_one(*job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            results = list(pool.map(_train_one, *zip(*jobs, strict=True)))
-    errors = [msg for _, msg in results if msg]
+    try:
+        errors = _run_all(jobs, workers, _once(on_data_issues), quiet)
+    except (KeyboardInterrupt, Stopped):  # finished runs stay; the stopped one can resume
+        store.update_group(group_id, status="stopped")
+        raise
     group = load_group(store, group_id)
-    statuses = [r["status"] for r in group["runs"]]
-    store.update_group(
-        group_id,
-        status="completed" if statuses and not errors else "failed",
-        metrics={"errors": errors, "runs": len(statuses)},
-    )
-    group = load_group(store, group_id)
+    store.update_group(group_id, status="completed" if group.runs and not errors else "failed",
+                       metrics={"errors": errors, "runs": len(group.runs)})
+    group = in_planned_order(load_group(store, group_id))
     group["errors"] = errors
-    if report:
-        from .report import write_report
+    if report is not None:
+        from .report import write
 
-        group["report"] = {
-            k: str(p)
-            for k, p in write_report(
-                group["runs"], report, title=name or "convbench comparison", group=group
-            ).items()
-        }
+        group["report"] = {k: str(p) for k, p in
+                           write(group.runs, report, group=group, store=store,
+                                 title=name).items()}
+    return group
+
+
+def _run_all(jobs: list[_Job], workers: int, tell: DataIssues, quiet: bool) -> list[str]:
+    """Every job, in this process or in ``workers`` spawned ones; the error messages."""
+    if workers == 1:
+        errors = []
+        for number, job in enumerate(jobs, 1):
+            if not quiet and len(jobs) > 1:  # epoch lines alone would not say whose they are
+                print(f"variant {number}/{len(jobs)}: {job.config.get('name')}",
+                      file=sys.stderr, flush=True)
+            error, _ = _run_job(job, tell)
+            errors.append(error)
+    else:
+        errors = []
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for error, issues in pool.map(_run_job, jobs):
+                for lines in issues:
+                    tell(lines)
+                errors.append(error)
+    return [e for e in errors if e]
+
+
+def _once(on_data_issues: DataIssues | None) -> DataIssues:
+    """``on_data_issues``, called once per distinct problem list: variants usually share the
+    data, so its problems are news only the first time. (The first line names each run's
+    own log, so the messages below it are the key.)"""
+    told: set[tuple[str, ...]] = set()
+
+    def tell(lines: list[str]) -> None:
+        key = tuple(lines[1:] or lines)
+        if on_data_issues is not None and key not in told:
+            told.add(key)
+            on_data_issues(lines)
+
+    return tell
+
+
+def in_planned_order(group: Group) -> Group:
+    """``group`` with its runs in the order the comparison planned them (variant by variant,
+    seed by seed), whatever order parallel workers created them in; the first is the base
+    case of a detection report. Groups without a plan keep the store's order.
+
+    >>> g = in_planned_order(Group({"config": {"run_names": ["a", "b"]},
+    ...                             "runs": [{"id": 2, "name": "b"}, {"id": 1, "name": "a"}]}))
+    >>> [r["id"] for r in g.runs], g["run_ids"]
+    ([1, 2], [1, 2])
+    """
+    planned = (group.get("config") or {}).get("run_names") or []
+    position = {name: i for i, name in enumerate(planned)}
+    runs = sorted(group.get("runs") or [], key=lambda r: position.get(r.get("name"),
+                                                                      len(planned)))
+    group["runs"] = runs
+    group["run_ids"] = [r["id"] for r in runs]
     return group
 
 
 def collect_runs(store: Store, ids: list[str]) -> tuple[list[dict], dict | None]:
-    """Runs named by run ids and/or comparison (group) ids, in the order given."""
+    """Runs named by run ids and/or group ids (a comparison, a search), in the order given;
+    the last group named comes second."""
     runs: list[dict] = []
     group = None
     for ident in dict.fromkeys(ids):  # an id given twice is one run, not two
@@ -140,8 +338,8 @@ def collect_runs(store: Store, ids: list[str]) -> tuple[list[dict], dict | None]
         groups = [g for g in store.list_groups() if g["id"].startswith(ident)]
         if len(groups) != 1:
             raise run_error
-        group = load_group(store, groups[0]["id"])
-        runs.extend(group["runs"])
+        group = in_planned_order(load_group(store, groups[0]["id"]))
+        runs.extend(group.runs)
     # A run named on its own and inside a named comparison also counts once: a repeat would
     # weigh its model's mean and std as an extra seed.
     unique = {r["id"]: r for r in runs}

@@ -56,11 +56,56 @@ def test_cli_compare_then_report_from_store(cli, tmp_path):
     assert single.returncode == 0 and (tmp_path / "one.html").exists()
 
 
+def test_cli_compares_two_optimisers_of_one_model_over_seeds(cli, tmp_path):
+    proc = cli("compare", "--dataset", "digits", "--models", "B2FL8", "--epochs", "1",
+               "--variant", "optim.name=adam", "--variant", "optim.name=rmsprop; optim.lr=0.002",
+               "--seeds", "0,1", "--workers", "2", "--set", "measure.latency_repeats=2",
+               "--json", "--report", "v/report.html")
+    assert proc.returncode == 0, proc.stderr
+    group = json.loads(proc.stdout)
+    runs = group["runs"]
+    assert group["kind"] == "compare" and group["errors"] == []
+    assert len(runs) == 4 and all(r["group_id"] == group["id"] for r in runs)
+    assert sorted((r["config"]["optim"]["name"], r["seed"], r["name"]) for r in runs) == [
+        ("adam", 0, "B2FL8 optim=adam-s0"), ("adam", 1, "B2FL8 optim=adam-s1"),
+        ("rmsprop", 0, "B2FL8 optim=rmsprop lr=0.002-s0"),
+        ("rmsprop", 1, "B2FL8 optim=rmsprop lr=0.002-s1")]
+    assert {r["config"]["optim"]["lr"] for r in runs if r["config"]["optim"]["name"] ==
+            "rmsprop"} == {0.002}
+    assert all(r["config"]["model"]["blocks"] == 2 and r["status"] == "completed" for r in runs)
+    # The report: one row per optimiser, its two seeds aggregated as mean ± std.
+    rows = json.loads((tmp_path / "v" / "report.json").read_text())["rows"]
+    assert [r["label"].split(" (")[0] for r in rows] == ["B2FL8", "B2FL8"]
+    assert [r["config"]["optim.name"] for r in rows] == ["adam", "rmsprop"]
+    for row in rows:
+        stats = row["metrics"]["test_accuracy"]
+        assert stats["n"] == 2 and stats["std"] is not None and sorted(row["seeds"]) == [0, 1]
+    summary = (tmp_path / "v" / "report.md").read_text().split("\n## ")[0]
+    table = [line for line in summary.splitlines() if line.startswith("| B2FL8 (")]
+    assert [line.split(" | ")[0] for line in table] == ["| B2FL8 (optim=adam, lr=0.001)",
+                                                        "| B2FL8 (optim=rmsprop, lr=0.002)"]
+    assert all(line.split(" | ")[1] == "2" and "· 2 seeds)" in line for line in table)
+
+
+def test_variants_without_models_vary_the_base_model(store_url):
+    group = compare({**BASE, "model": {"name": "B1FL4"}, "train": {"epochs": 1}},
+                    [["optim.name=adam"], ["optim.name=sgd"]], store=store_url)
+    assert [r["name"] for r in group.runs] == ["optim=adam-s0", "optim=sgd-s0"]
+    assert {r["config"]["model"]["blocks"] for r in group.runs} == {1}
+    assert group.kind == "compare" and group.status == "completed"
+
+
 def test_compare_errors_are_clear(cli):
     proc = cli("compare", "--dataset", "digits", "--models", "simple-cnn,resnt20")
     assert proc.returncode == 2 and "resnet20" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("compare", "--models", "simple-cnn", "--seeds", "0,x")
     assert proc.returncode == 2 and "--seeds" in proc.stderr
+    proc = cli("compare", "--models", "B2FL8", "--variant", "optim.name")
+    assert proc.returncode == 2 and "--variant 'optim.name': expected key=value" in proc.stderr
+    proc = cli("compare", "--models", "B2FL8", "--variant", "optim.nme=adam")
+    assert proc.returncode == 2 and "optim.nme" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("compare", "--dataset", "digits")
+    assert proc.returncode == 2 and "Nothing to compare" in proc.stderr
     proc = cli("report", "nosuchid", "-o", "x.html")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 

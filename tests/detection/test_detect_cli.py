@@ -263,6 +263,34 @@ def test_convbench_report_of_detection_runs_and_a_mixed_set(workdir, config_file
     assert mixed.returncode == 2 and "one kind per report" in mixed.stderr
 
 
+def test_compare_with_seeds_in_two_workers_then_report_by_group(workdir, config_file, cli,
+                                                                 tmp_path):
+    store = str(workdir / "seeds.db")
+    proc = detect("compare", str(config_file), "--backbone", "resnet18", "--variant",
+                  "model.backbone=resnet18; train.lr=0.01", "--seeds", "0,1", "--workers", "2",
+                  "--report", "seeds.html", "--store", store, "--json", "--quiet", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    group = json.loads(proc.stdout)
+    assert group["kind"] == "detect-compare" and group["errors"] == []
+    runs = group["runs"]
+    assert sorted((r["name"], r["seed"]) for r in runs) == [
+        ("resnet18 lr=0.01-s0", 0), ("resnet18 lr=0.01-s1", 1), ("resnet18-s0", 0),
+        ("resnet18-s1", 1)]
+    assert all(r["status"] == "completed" and r["group_id"] == group["id"] for r in runs)
+    assert all(r["config"]["train"]["seed"] == r["seed"] for r in runs)
+    # two workers share the cores rather than each taking the file's two threads
+    from convbench.training.device import available_cores
+
+    assert {r["config"]["train"]["threads"] for r in runs} == {max(1, available_cores() // 2)}
+    assert len((workdir / "seeds.csv").read_text().splitlines()) == 1 + 4
+    # `convbench report` of the group id picks the detection writer by the group's kind
+    again = cli("report", group["id"][:6], "-o", "by-group.html", "--store", store, check=True)
+    assert "by-group.md" in again.stdout
+    html = (tmp_path / "by-group.html").read_text()
+    assert "Against the base case" in html and "AP per class" in html
+    assert f"4 runs · group {group['id']}" in html
+
+
 def test_the_resume_hint_never_shows_a_database_password():
     from convbench.detection.cli import _resume_command
 

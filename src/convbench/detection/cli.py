@@ -241,8 +241,13 @@ def compare(
     backbone: Annotated[list[str] | None, typer.Option(
         help="A backbone to compare (repeatable).")] = None,
     variant: Annotated[list[str] | None, typer.Option(
-        help="A variant as space-separated key=value overrides, e.g. "
+        help="A variant as key=value overrides separated by spaces or ';', e.g. "
              "'model.backbone=resnet18 train.batch_size=4' (repeatable).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Comma-separated seeds, e.g. 0,1: one run per variant and seed.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Train N runs at once in separate processes (cores are split between "
+                    "them).")] = 1,
     report: Annotated[Path, typer.Option(help="HTML report to write.")]
         = Path("detect-report.html"),
     data: Annotated[str | None, typer.Option(help="COCO JSON or PAGE-XML folder.")] = None,
@@ -257,35 +262,35 @@ def compare(
     """Train several backbones/settings on the same pages and write an HTML report.
 
       convbench detect compare --backbone resnet18 --backbone vovnet19-lite --iterations 300
+      convbench detect compare --backbone resnet18 --seeds 0,1 --workers 2 --iterations 300
     """
-    from .compare import compare_detectors
-    from .train import Stopped
+    from ..cli_common import csv_list
+    from ..compare import compare as run_compare
+    from ..compare import parse_variant
+    from ..training.lifecycle import Stopped
 
     variants = [[f"model.backbone={b}"] for b in backbone or []]
-    variants += [v.split() for v in variant or []]
+    variants += [parse_variant(v) for v in variant or []]
     if not variants:
         raise ConfigError("Nothing to compare: give --backbone NAME or --variant 'k=v …' at "
                           "least twice (or once, to get a report of one).")
     cfg = _config(config_file, {"train.iterations": iterations, "train.epochs": epochs,
                                 **_data_flags(data, None)}, sets)
     try:
-        group = compare_detectors(cfg, variants, store=open_store(store), name=name,
-                                  on_data_issues=_warn,
-                                  report=report, quiet=quiet or as_json)
+        group = run_compare(cfg, variants, kind="detect", seeds=csv_list(seeds, "seeds", int)
+                            or None, workers=workers, store=open_store(store), name=name,
+                            on_data_issues=_warn, report=report, quiet=quiet or as_json)
     except (KeyboardInterrupt, Stopped) as stop:
         err.print("Stopped. Finished variants stay in the store; the stopped one can be "
                   f"continued with `{_resume_command(stop, store)}`.", markup=False)
         raise typer.Exit(130) from None
     if as_json:
-        s = open_store(store)
-        print_json({**group, "runs": [s.get_run(i) for i in group["run_ids"]]})
+        print_json(group)
         return
-    s = open_store(store)
     table = Table("variant", "status", "box AP", "box AP50", "mask AP", "train s", "cost")
-    for rid in group["run_ids"]:
-        r = s.get_run(rid)
-        m = r.get("metrics") or {}
-        table.add_row(r.get("name") or rid, r["status"], fmt_value(m.get("box_AP")),
+    for r in group.runs:
+        m = r.metrics
+        table.add_row(r.name or r.id, r.status, fmt_value(m.get("box_AP")),
                       fmt_value(m.get("box_AP50")), fmt_value(m.get("mask_AP")),
                       fmt_value(m.get("train_time_s"), digits=1), fmt_value(m.get("cost")))
     out.print(table)

@@ -1,12 +1,16 @@
-"""The columns of the comparison table: which metric, how it is shown, which way is better.
+"""The column model of every report table: which value, how it is shown, which way is better.
 
-The HTML, Markdown and CSV exports all read this one list, so they show the same table.
+A :class:`Column` names a key, a label, a formatter and a best rule; :func:`value_cell`
+turns one value into the cell a table shows. :data:`COLUMNS` are the classification
+comparison's metric columns (means over seeds): the HTML, Markdown and CSV exports all read
+that one list, so they show the same table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import fmt
 from .html import Cell
@@ -14,12 +18,13 @@ from .html import Cell
 
 @dataclass(frozen=True)
 class Column:
-    """One metric column; ``best`` is "max", "min" or None (not ranked)."""
+    """One column; ``best`` is "max", "min" or None (not ranked); ``format`` None shows the
+    value as the table shows plain values."""
 
     key: str
     label: str
-    format: Callable[[float | None], str]
-    best: str | None
+    format: Callable[[float | None], str] | None = None
+    best: str | None = None
     optional: bool = False  # shown only when some variant has a value
     quality: bool = False  # shown as mean ± std over seeds (costs: mean, spread in tooltip)
     show_median: bool = False
@@ -49,6 +54,20 @@ COLUMNS: list[Column] = [
     Column("cost", "Cost", fmt.sig, "min"),
     Column("co2_g", "CO₂ (g)", fmt.sig, "min", optional=True),
 ]
+
+
+def value_cell(column: Column, value: Any) -> Any:
+    """The cell of one plain value: a :class:`Cell` through the column's formatter (ranked by
+    the number), or the value itself without one.
+
+    >>> value_cell(Column("t", "Time", fmt.duration, "min"), 90.0)
+    Cell(value=90.0, text='90 s', sub='', title='', swatch='')
+    >>> value_cell(Column("n", "Name"), "a")
+    'a'
+    """
+    if column.format is None:
+        return value
+    return Cell(fmt.number(value), column.format(value))
 
 
 def visible_columns(rows: list[dict]) -> list[Column]:

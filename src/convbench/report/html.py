@@ -22,7 +22,8 @@ from typing import Any
 from . import fmt
 from .pareto import pareto_front
 
-__all__ = ["Cell", "best_values", "escape", "figure", "page", "pareto_front", "slug", "table"]
+__all__ = ["Cell", "best_values", "column_pairs", "escape", "figure", "page", "pareto_front",
+           "slug", "table"]
 
 
 @dataclass(frozen=True)
@@ -225,22 +226,41 @@ def _cell_html(value: Any) -> tuple[str, bool]:
     return escape(cell_text(value)), isinstance(value, bool) or not isinstance(value, int | float)
 
 
-def table(
-    columns: list[tuple[str, str]], rows: list[dict], best: dict[str, str] | None = None
-) -> str:
+def column_pairs(columns: list[Any], best: dict[str, str] | None = None
+                 ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """``(key, label)`` pairs and the best rules of ``columns``: pairs, or column objects
+    with ``key``, ``label`` and ``best`` (:class:`convbench.report.columns.Column`).
+
+    >>> column_pairs([("m", "Model")], {"m": "max"})
+    ([('m', 'Model')], {'m': 'max'})
+    """
+    pairs, rules = [], dict(best or {})
+    for column in columns:
+        if isinstance(column, tuple):
+            pairs.append(column)
+        else:
+            pairs.append((column.key, column.label))
+            if column.best:
+                rules.setdefault(column.key, column.best)
+    return pairs, rules
+
+
+def table(columns: list[Any], rows: list[dict], best: dict[str, str] | None = None) -> str:
     """An HTML table with a sticky header and first column; best cell per column marked.
 
-    ``columns`` are ``(key, label)`` pairs; row values may be numbers, strings, None (shown
-    as a dash) or :class:`Cell`. ``best`` maps a key to ``"max"`` or ``"min"``: the best
-    value in that column (all ties) gets ``class="best"`` (bold, green), unless the column
-    has fewer than two different values.
+    ``columns`` are ``(key, label)`` pairs or Column objects;
+    row values may be numbers, strings, None (shown as a dash) or :class:`Cell`. ``best``
+    (or a column's own ``best``) maps a key to ``"max"`` or ``"min"``: the best value in that
+    column (all ties) gets ``class="best"`` (bold, green), unless the column has fewer than
+    two different values.
 
     >>> html = table([("m", "Model"), ("t", "Time (s)")], [{"m": "a", "t": 3}, {"m": "b", "t": 5}],
     ...              best={"t": "min"})
     >>> html.count('class="best"')
     1
     """
-    targets = best_values(columns, rows, best or {})
+    columns, best = column_pairs(columns, best)
+    targets = best_values(columns, rows, best)
     rendered = [[_cell_html(row.get(key)) for key, _ in columns] for row in rows]
     # A column of text (names, statuses) reads better left-aligned, header included.
     text_columns = [

@@ -74,14 +74,72 @@ def colours(labels: list[str]) -> dict[str, str]:
 
 
 @contextmanager
-def _styled() -> Iterator[None]:
+def styled() -> Iterator[None]:
+    """The report style (:data:`STYLE`) for the figures made inside the block."""
     with matplotlib.rc_context(STYLE):
         yield
 
 
-def _new_figure(width: float, height: float, **kwargs: Any) -> Figure:
+def new_figure(width: float, height: float, **kwargs: Any) -> Figure:
+    """A figure of ``width`` × ``height`` inches with a constrained layout.
+
+    Object API with an Agg canvas: no pyplot state, safe from worker threads.
+
+    >>> new_figure(4, 3).get_size_inches().tolist()
+    [4.0, 3.0]
+    """
     fig = Figure(figsize=(width, height), layout="constrained", **kwargs)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def lines_figure(series: list[tuple[str, list[tuple[float, float]]]], colour: dict[str, str],
+                 *, xlabel: str, ylabel: str, title: str, log: bool = False) -> Figure | None:
+    """One line per variant (``(label, [(x, y), …])``); None when no variant has points.
+
+    >>> lines_figure([("a", [])], {"a": "#000"}, xlabel="x", ylabel="y", title="t") is None
+    True
+    """
+    if not any(points for _, points in series):
+        return None
+    with styled():
+        fig = new_figure(7.5, 3.6)
+        ax = fig.add_subplot()
+        for label, points in series:
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, label=label, color=colour[label])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend()
+    return fig
+
+
+def front_figure(points: list[tuple[str, float | None, float | None]], colour: dict[str, str],
+                 *, xlabel: str, ylabel: str, title: str) -> Figure | None:
+    """One point per variant (``(label, cost, quality)``), the Pareto front dashed; None when
+    no variant has both numbers."""
+    labels = [label for label, _, _ in points]
+    pts = [(fmt.number(x), fmt.number(y)) for _, x, y in points]
+    if not any(x is not None and y is not None for x, y in pts):
+        return None
+    front = pareto_front(pts)
+    with styled():
+        fig = new_figure(6.5, 3.8)
+        ax = fig.add_subplot()
+        for (x, y), label in zip(pts, labels, strict=True):
+            if x is not None and y is not None:
+                ax.scatter([x], [y], color=colour[label], label=label, s=40, zorder=3)
+        if len(front) > 1:
+            ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], color="#8c959f",
+                    linestyle="--", linewidth=1, zorder=2, label="Pareto front")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
     return fig
 
 
@@ -104,8 +162,8 @@ def learning_curves_figure(
         ("train_accuracy", "Training accuracy", "Accuracy (%)"),
         ("val_accuracy", "Validation accuracy", "Accuracy (%)"),
     ]
-    with _styled():
-        fig = _new_figure(10, 6.6)
+    with styled():
+        fig = new_figure(10, 6.6)
         axes = fig.subplots(2, 2, sharex=True)
         for ax, (key, title, ylabel) in zip(axes.flat, panels, strict=True):
             scale = 100.0 if "accuracy" in key else 1.0
@@ -196,8 +254,8 @@ def cost_figure(rows: list[dict], colour: dict[str, str]) -> Figure | None:
         return None
     cols = 2 if len(usable) > 1 else 1
     nrows = math.ceil(len(usable) / cols)
-    with _styled():
-        fig = _new_figure(5 * cols, 3.6 * nrows + 0.5)
+    with styled():
+        fig = new_figure(5 * cols, 3.6 * nrows + 0.5)
         axes = fig.subplots(nrows, cols, squeeze=False)
         for ax, (name, label, tick_unit, pts) in zip(axes.flat, usable, strict=False):
             _cost_panel(ax, rows, pts, colour)
@@ -257,8 +315,8 @@ def per_class_figure(
     """Grouped bars: accuracy per class, one bar per variant."""
     n_classes = len(classes)
     width_in = min(max(10.0, 0.18 * n_classes * max(len(labels), 2) + 1.5), 18.0)
-    with _styled():
-        fig = _new_figure(width_in, 3.8)
+    with styled():
+        fig = new_figure(width_in, 3.8)
         ax = fig.subplots()
         bar = 0.8 / max(len(labels), 1)
         for j, (label, values) in enumerate(zip(labels, per_class, strict=True)):
@@ -286,8 +344,8 @@ def confusion_figure(label: str, matrix: list[list[float]], classes: list[str]) 
     """Confusion matrix of one variant: colour = share of the true class, text = count."""
     n = len(matrix)
     side = min(max(3.6, 0.3 * n + 1.8), 9.0)
-    with _styled():
-        fig = _new_figure(side + 0.9, side)
+    with styled():
+        fig = new_figure(side + 0.9, side)
         ax = fig.subplots()
         shares = []
         for row in matrix:

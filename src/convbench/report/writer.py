@@ -1,17 +1,25 @@
-"""Write the comparison report: HTML page plus Markdown, CSV and JSON beside it."""
+"""What every report writer shares: the registry of writers by kind, the output path check
+and the atomic writing of the page and its exports.
+
+A writer turns stored runs (and their group) into an HTML page plus exports beside it; it is
+registered in :data:`WRITERS` under the kind of what it reports (``compare``,
+``detect-compare``, ``search``, ``analysis``); :func:`convbench.report.write` looks it up.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import ConvbenchError
-from .exports import report_csv, report_json, report_markdown
-from .html import page
-from .sections import Context, html_sections
+from ..registry import Registry
 
 EXPORTS = (".md", ".csv", ".json")
+
+# writer(runs, path, *, group, store, title) → the paths written, by kind ("html", "md", …)
+Writer = Callable[..., dict[str, Path]]
+WRITERS: Registry[Writer] = Registry("report kind")
 
 
 class ReportError(ConvbenchError):
@@ -19,7 +27,13 @@ class ReportError(ConvbenchError):
 
 
 def check_report_path(path: str | Path) -> Path:
-    """``path`` as a Path, refused when it is a folder or names an export (.md/.csv/.json)."""
+    """``path`` as a Path, refused when it is a folder or names an export (.md/.csv/.json).
+
+    >>> check_report_path("report.md")
+    Traceback (most recent call last):
+    ...
+    convbench.report.writer.ReportError: Report path 'report.md' ends in .md, which the md ...
+    """
     path = Path(path)
     if path.suffix.lower() in EXPORTS:
         raise ReportError(
@@ -41,36 +55,8 @@ def check_report_path(path: str | Path) -> Path:
     return path
 
 
-def write_report(
-    runs: list[dict],
-    path: str | Path,
-    *,
-    title: str = "convbench comparison",
-    group: dict | None = None,
-) -> dict[str, Path]:
-    """Write the comparison report of ``runs`` (store run dicts, with ``epochs``).
-
-    Writes ``path`` (self-contained HTML) and, beside it, the same table as ``.md``, ``.csv``
-    and ``.json``. Missing metrics show as dashes; failed or diverged runs are listed with
-    their status. ``group`` (a store group dict) names the comparison in the subtitle.
-
-    >>> from convbench.store import Store                            # doctest: +SKIP
-    >>> store = Store("runs.db")                                     # doctest: +SKIP
-    >>> runs = [store.get_run(i) for i in (1, 2, 3)]                 # doctest: +SKIP
-    >>> write_report(runs, "out/report.html")["csv"]                 # doctest: +SKIP
-    PosixPath('out/report.csv')
-    """
-    path = check_report_path(path)
-    runs = [r for r in runs if r is not None]
-    if not runs:
-        raise ReportError("No runs to report. Pass the ids of stored runs "
-                          "(`convbench runs list` shows them).")
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    ctx = Context.build(runs, group, when)
-    out = {"html": path, "md": path.with_suffix(".md"), "csv": path.with_suffix(".csv"),
-           "json": path.with_suffix(".json")}
-    write_text(out["html"], page(title, html_sections(ctx), subtitle=ctx.subtitle))
-    write_text(out["md"], report_markdown(ctx, title))
-    write_text(out["csv"], report_csv(ctx))
-    write_text(out["json"], report_json(ctx, title, group, when))
-    return out
+def write_files(path: Path, texts: dict[str, str]) -> dict[str, Path]:
+    """Write ``texts`` by kind, atomically: ``html`` to ``path``, every other kind beside it
+    with that suffix (``md`` → ``report.md``). Returns the paths by kind."""
+    return {kind: write_text(path if kind == "html" else path.with_suffix(f".{kind}"), text)
+            for kind, text in texts.items()}
