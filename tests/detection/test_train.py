@@ -120,6 +120,25 @@ def test_the_optimiser_and_schedule_come_from_the_shared_registries(pages, tmp_p
     assert "exp_avg" in moments  # Adam's, where SGD keeps a momentum buffer
 
 
+def test_a_time_budget_ends_training_inside_an_epoch(pages, tmp_path, tiny_config):
+    cfg = tiny_config(pages.parent, iterations=3, max_time_s=1e-6)
+    cfg["measure"]["cost"] = False
+    run = train_detector(cfg, store=str(tmp_path / "runs.db"))
+    assert run.status == "completed" and run.metrics["time_limited"] is True
+    assert run.metrics["iterations"] == 1 and run.metrics["budget_iterations"] == 3
+    assert [(e["epoch"], e["iteration"]) for e in run.epochs] == [(1, 1)]  # a partial epoch
+    assert "time budget 1e-06s reached after iteration 1" in Path(
+        run["artifacts"]["log"]).read_text()
+
+
+def test_a_loss_that_overflows_ends_the_run_as_diverged(pages, tmp_path, tiny_config):
+    cfg = tiny_config(pages.parent, iterations=4, lr=1e30, grad_clip=None, warmup_iters=0)
+    run = train_detector(cfg, store=str(tmp_path / "runs.db"))
+    assert run.status == "diverged"
+    assert 2 <= run.metrics["diverged_iteration"] <= 4
+    assert run.metrics["iterations"] == run.metrics["diverged_iteration"] - 1
+
+
 def test_faster_rcnn_reports_box_ap_only(pages, tmp_path, tiny_config):
     cfg = tiny_config(pages.parent)
     cfg["model"]["arch"] = "fasterrcnn"

@@ -72,8 +72,8 @@ class Progress:
 def epoch_summary(epoch: int, epochs: int, row: dict) -> str:
     """The line printed for a finished epoch; figures a task does not have are left out.
 
-    >>> epoch_summary(2, 5, {"train_loss": 0.5, "lr": 0.02, "time_s": 3.0, "images_per_s": 6.7})
-    'epoch 2/5  loss 0.5000  lr 2.00e-02  3.0s 7 img/s'
+    >>> epoch_summary(2, 5, {"train_loss": 0.5, "lr": 0.02, "time_s": 3.0, "images_per_s": 0.67})
+    'epoch 2/5  loss 0.5000  lr 2.00e-02  3.0s 0.67 img/s'
     """
     parts = [f"epoch {epoch}/{epochs}  loss {row['train_loss']:.4f}"]
     if row.get("train_accuracy") is not None:
@@ -83,6 +83,6 @@ def epoch_summary(epoch: int, epochs: int, row: dict) -> str:
     elif row.get("lr") is not None and row.get("train_accuracy") is None:
         parts.append(f"  lr {row['lr']:.2e}")
     parts.append(f"  {row.get('time_s') or 0.0:.1f}s")
-    if row.get("images_per_s"):
-        parts.append(f" {row['images_per_s']:.0f} img/s")
+    if ips := row.get("images_per_s"):
+        parts.append(f" {ips:.0f} img/s" if ips >= 10 else f" {ips:.2g} img/s")
     return "".join(parts)
