@@ -139,7 +139,7 @@ def train(
       convbench train --dataset digits --model B2FL16 --epochs 5
     """
     from .training import train as run_training
-    from .training.engine import Stopped
+    from .training.lifecycle import Stopped
 
     if resume:
         cfg = None

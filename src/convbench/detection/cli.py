@@ -140,7 +140,8 @@ def train(
 
       convbench detect train --backbone resnet18 --iterations 600
     """
-    from .train import Stopped, train_detector
+    from ..training.lifecycle import Stopped
+    from .train import train_detector
 
     cfg = None
     if not resume:

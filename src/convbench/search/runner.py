@@ -37,7 +37,8 @@ from optuna.trial import TrialState
 from ..errors import ConvbenchError, StoreError
 from ..store import Store
 from ..training.device import available_cores
-from ..training.engine import Stopped, prepare_config
+from ..training.engine import prepare_config
+from ..training.lifecycle import Stopped
 from . import space as sp
 from .rules import discard_reason
 from .storage import (
