@@ -24,8 +24,27 @@ def fresh(code: str) -> str:
 def test_the_issue_s_one_liner_works_in_a_fresh_interpreter():
     out = fresh("import convbench; print(convbench.compare, convbench.search, "
                 "convbench.lr_find, convbench.detect)")
-    assert out.startswith("<function compare") and "<function search" in out
+    assert out.startswith("<module 'convbench.compare'") and "<module 'convbench.search'" in out
     assert "<function lr_find" in out and "convbench.detection.api" in out
+
+
+def test_compare_search_and_report_are_callable_modules():
+    # They share their name with a submodule: the module is the entry point, so both
+    # `convbench.compare(...)` and `import convbench.report.html as h` work.
+    import pytest
+
+    from convbench.errors import ConvbenchError
+
+    with pytest.raises(ConvbenchError, match="No models to compare|[Nn]othing to compare"):
+        convbench.compare({"data": {"dataset": "digits"}}, variants=[], models=[])
+    with pytest.raises(ConvbenchError):
+        convbench.search("no-such-space.yaml")
+    out = fresh("import convbench.report.html as h, convbench.search.plots as p\n"
+                "import convbench\n"
+                "print(callable(convbench.report), callable(convbench.search), "
+                "convbench.report.report.__name__, h.__name__, p.__name__)")
+    assert out.split() == ["True", "True", "report", "convbench.report.html",
+                           "convbench.search.plots"]
 
 
 def test_importing_convbench_loads_nothing_heavy_and_lists_every_name():
@@ -41,21 +60,22 @@ def test_importing_convbench_loads_nothing_heavy_and_lists_every_name():
 
 
 def test_every_name_resolves_to_its_entry_point_even_after_its_module_is_imported():
-    # compare, search and report are also submodules: importing one first must not swap
-    # the function for the module
+    # compare, search and report are submodules that are their own entry points: importing
+    # one first still gives the callable module
     out = json.loads(fresh(
         "import json\n"
         "import convbench.compare, convbench.search.space, convbench.report.html\n"
         "import convbench\n"
         "from convbench.compare import compare as direct\n"
         f"names = {NAMES!r}\n"
-        "print(json.dumps({'same': convbench.compare is direct, 'names': {n: getattr("
+        "print(json.dumps({'same': convbench.compare.compare is direct, 'names': {n: getattr("
         "getattr(convbench, n), '__qualname__', getattr(convbench, n).__name__) "
         "for n in names}}))"))
     assert out["same"] is True
     assert out["names"] == {
-        "train": "train", "compare": "compare", "report": "write_report", "lr_find": "lr_find",
-        "search": "search", "features": "extract_features", "svm": "svm_run",
+        "train": "train", "compare": "convbench.compare", "report": "convbench.report",
+        "lr_find": "lr_find", "search": "convbench.search", "features": "extract_features",
+        "svm": "svm_run",
         "detect": "convbench.detection.api", "predict": "predict", "evaluate": "evaluate",
         "export": "export", "Store": "Store", "Run": "Run", "Group": "Group",
         "RunConfig": "RunConfig", "config": "convbench.config", "replace": "replace"}

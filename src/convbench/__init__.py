@@ -41,10 +41,10 @@ from .errors import ConvbenchError  # noqa: E402
 # Public name → (module, attribute); None: the module itself is the namespace.
 _API: dict[str, tuple[str, str | None]] = {
     "train": ("convbench.training", "train"),
-    "compare": ("convbench.compare", "compare"),
-    "report": ("convbench.report", "write_report"),
+    "compare": ("convbench.compare", None),  # callable: convbench.compare(...) (see below)
+    "report": ("convbench.report", None),  # callable: ids → the report of their kind
     "lr_find": ("convbench.training.lr_finder", "lr_find"),
-    "search": ("convbench.search", "search"),
+    "search": ("convbench.search", None),  # callable
     "features": ("convbench.analysis.features", "extract_features"),
     "svm": ("convbench.analysis.svm", "svm_run"),
     "detect": ("convbench.detection.api", None),  # detect.train / eval / predict / compare
@@ -77,18 +77,26 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+class _EntryModule(_types.ModuleType):
+    """A submodule that is also an entry point of the same name: ``convbench.compare(...)``
+    calls ``convbench.compare.compare`` (likewise ``search`` and ``report``), while
+    ``import convbench.report.html`` and ``convbench.compare.collect_runs`` keep working as
+    for any module."""
+
+    def __call__(self, *args, **kwargs):
+        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
+
+
 class _Package(_types.ModuleType):
-    """Keeps the API's names for the API: three of them (``compare``, ``search``,
-    ``report``) are also submodules, and importing a submodule sets it as an attribute of
-    its package, which would turn ``convbench.compare`` from the function into the module
-    once anything had imported ``convbench.compare``. The modules stay importable by name
-    (``from convbench.compare import …``)."""
+    """Makes the submodules that share an entry point's name callable the moment they are
+    set on the package, however they were imported (``import convbench.compare`` first, or
+    ``convbench.compare`` through :func:`__getattr__`)."""
 
     def __setattr__(self, name: str, value) -> None:
-        if name in _API and isinstance(value, _types.ModuleType) \
-                and _API[name][1] is not None:
-            return
+        if name in _ENTRY_MODULES and isinstance(value, _types.ModuleType):
+            value.__class__ = _EntryModule
         super().__setattr__(name, value)
 
 
+_ENTRY_MODULES = ("compare", "report", "search")
 _sys.modules[__name__].__class__ = _Package

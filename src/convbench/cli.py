@@ -302,8 +302,8 @@ def report_cmd(
 ):
     """Write the report of runs already in the store: a comparison (classification or
     detection, by the runs' kind) or, for a search id, the search report."""
-    from .compare import collect_runs
     from .report import report_kind, write
+    from .results import collect_runs
 
     s = _store(store, existing=True)
     runs, group = collect_runs(s, ids)

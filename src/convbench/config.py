@@ -86,6 +86,8 @@ Device = Annotated[str, Field(description="auto, cpu, cuda or cuda:N")]
 
 #: The electricity price runs are costed at unless configured (currency per kWh).
 PRICE_PER_KWH = 0.246
+#: Joules in a kilowatt-hour: energy is measured in J and priced in kWh.
+JOULES_PER_KWH = 3.6e6
 PricePerKwh = Annotated[float, Field(ge=0, description="electricity price (currency per kWh) "
                                                         "for the run's cost")]
 

@@ -127,7 +127,7 @@ def test_compare_checks_data_and_report_path_before_training(cli, tmp_path):
 
 
 def test_report_counts_a_run_named_twice_once(tmp_path, store_url):
-    from convbench.compare import collect_runs
+    from convbench.results import collect_runs
 
     group = compare(BASE, ["B2FL8"], seeds=[0, 1], store=store_url)
     store = Store(store_url)

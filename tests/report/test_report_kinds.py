@@ -35,6 +35,12 @@ def test_a_search_id_gets_the_search_report_and_its_runs_the_comparison(cli, tmp
     assert '<section id="trials">' in html and '<section id="winning-config">' in html
     assert json.loads((tmp_path / "s.json").read_text())["id"] == group["id"]
     assert "convbench train s-winner.yaml" in (tmp_path / "s-winner.yaml").read_text()
+    # The Python API takes the same ids and picks the same writer.
+    import convbench
+
+    paths = convbench.report(group["id"][:6], tmp_path / "p.html", store=str(tmp_path / "runs.db"))
+    assert paths["html"] == tmp_path / "p.html"
+    assert "<title>convbench search tiny</title>" in (tmp_path / "p.html").read_text()
     # The same runs named one by one are runs, not a search: the comparison report.
     proc = cli("report", *group["run_ids"], "-o", "c.html", "--store", "runs.db", check=True)
     assert "wrote c.md" in proc.stdout

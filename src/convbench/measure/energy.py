@@ -21,9 +21,8 @@ import time
 
 import torch
 
+from ..config import JOULES_PER_KWH, PRICE_PER_KWH
 from .power import DEFAULT_CPU_WATTS_PER_CORE, pick_source
-
-JOULES_PER_KWH = 3.6e6
 
 
 class EnergyMeter:
@@ -44,7 +43,7 @@ class EnergyMeter:
     def __init__(
         self,
         device: str | torch.device = "cpu",
-        price_per_kwh: float = 0.246,
+        price_per_kwh: float = PRICE_PER_KWH,
         grid_gco2_per_kwh: float | None = None,
         *,
         cpu_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE,

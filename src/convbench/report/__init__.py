@@ -18,8 +18,8 @@ can be re-made later, on another machine.
 
 from .summary import summary_table
 from .writer import ReportError, check_report_path
-from .writers import report_kind, report_kinds, write
+from .writers import report, report_kind, report_kinds, write
 from .writers.classification import write_report
 
-__all__ = ["ReportError", "check_report_path", "report_kind", "report_kinds", "summary_table",
-           "write", "write_report"]
+__all__ = ["ReportError", "check_report_path", "report", "report_kind", "report_kinds",
+           "summary_table", "write", "write_report"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from ..config import JOULES_PER_KWH
+
 MISSING = "—"
 
 
@@ -123,7 +125,7 @@ def energy_j(joules: float | None) -> str:
         return f"{sig(v)} J"
     if abs(v) < 1e6:
         return f"{sig(v / 1e3)} kJ"
-    return f"{sig(v / 3.6e6)} kWh"
+    return f"{sig(v / JOULES_PER_KWH)} kWh"
 
 
 def percent(fraction: float | None, digits: int = 1) -> str:

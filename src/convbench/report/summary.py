@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import JOULES_PER_KWH
 from .configdiff import canonical, differing_fields, flatten
 from .fmt import number
 
@@ -65,9 +66,9 @@ def metrics_of(run: dict) -> dict[str, Any]:
     metrics = dict(run.get("metrics") or {})
     joules, kwh = number(metrics.get("energy_j")), number(metrics.get("energy_kwh"))
     if joules is None and kwh is not None:
-        metrics["energy_j"] = kwh * 3.6e6
+        metrics["energy_j"] = kwh * JOULES_PER_KWH
     elif kwh is None and joules is not None:
-        metrics["energy_kwh"] = joules / 3.6e6
+        metrics["energy_kwh"] = joules / JOULES_PER_KWH
     if metrics.get("epochs_run") is None and run.get("epochs"):
         metrics["epochs_run"] = len(run["epochs"])
     return metrics

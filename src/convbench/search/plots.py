@@ -13,30 +13,14 @@ so the same figure goes into a PNG file or inline into an HTML report.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from ..report.plots import PALETTE, STYLE
+from ..report.plots import PALETTE, new_figure, styled
 
 KEPT, DISCARDED, BAND = "#0072B2", "#a0a7b0", "#009E73"
-
-
-@contextmanager
-def _styled() -> Iterator[None]:
-    with matplotlib.rc_context(STYLE):
-        yield
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _clean(values: list[Any]) -> list[float]:
@@ -61,8 +45,8 @@ def lr_curve_figure(curves: list[dict], *, lower: float | None = None,
     the range spans more than two decades.
     """
     log = _log_axis(curves, log_x)
-    with _styled():
-        fig = _figure(10, 4.2)
+    with styled():
+        fig = new_figure(10, 4.2)
         ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
         for i, c in enumerate(curves):
             colour = c.get("colour") or PALETTE[i % len(PALETTE)]
@@ -117,11 +101,11 @@ def range_curves_figure(curves: list[dict], title: str = "") -> Figure:
     ones grey (``status`` of each curve dict: ``kept`` or anything else)."""
     kept = [c for c in curves if c.get("status") == "kept"]
     colours = {c["label"]: PALETTE[i % len(PALETTE)] for i, c in enumerate(kept)}
-    styled = [{**c, "colour": colours.get(c["label"], DISCARDED),
+    painted = [{**c, "colour": colours.get(c["label"], DISCARDED),
                "label": c["label"] if c["label"] in colours else None} for c in curves]
     # Grey first, so the kept curves are drawn on top.
-    styled.sort(key=lambda c: c["label"] is not None)
-    fig = lr_curve_figure(styled, title=title)
+    painted.sort(key=lambda c: c["label"] is not None)
+    fig = lr_curve_figure(painted, title=title)
     if kept:  # below the panels: long configuration labels would cover the curves
         handles, labels = fig.axes[1].get_legend_handles_labels()
         if fig.axes[1].get_legend():
@@ -137,8 +121,8 @@ def early_final_figure(points: list[dict], stats: dict[str, Any]) -> Figure:
     ``points``: dicts with ``early``, ``final``, ``label``, ``kept`` (bool), ``winner``
     (bool); ``stats``: ``spearman``, ``kendall`` for the title.
     """
-    with _styled():
-        fig = _figure(6.4, 5.0)
+    with styled():
+        fig = new_figure(6.4, 5.0)
         ax = fig.subplots()
         for kept, colour, name in ((True, KEPT, "kept"), (False, DISCARDED, "discarded")):
             pts = [p for p in points if bool(p.get("kept")) == kept]

@@ -25,16 +25,14 @@ from typing import Any
 
 import torch
 
+from ..config import JOULES_PER_KWH, PRICE_PER_KWH
 from ..errors import ConvbenchError, StoreError
-from ..measure.energy import JOULES_PER_KWH, EnergyMeter
+from ..measure.energy import EnergyMeter
 from ..measure.memory import PeakMemory
 from ..results import Run
 from ..runlog import LOG, append_log
 from ..store import Store
 from .device import environment, select_device
-
-# What a kWh costs when a config does not say (€, the studies' Spanish tariff of 2023).
-DEFAULT_PRICE_PER_KWH = 0.246
 
 
 class Stopped(Exception):
@@ -72,7 +70,7 @@ def error_text(err: BaseException) -> str:
 
 
 def energy_figures(energy_j: float, method: dict[str, Any] | None = None, *,
-                   price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
+                   price_per_kwh: float = PRICE_PER_KWH,
                    grid_gco2_per_kwh: float | None = None) -> dict[str, Any]:
     """kWh, cost and CO2 of ``energy_j`` joules; ``method`` is an :class:`EnergyMeter` result
     (its ``energy_method`` and ``energy_estimated`` are passed on).
@@ -159,7 +157,7 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int |
                  name: str | None = None, device: str | torch.device = "cpu",
                  threads: int | None = None, group_id: str | None = None,
                  resume: str | None = None, energy: bool = True, memory: bool = True,
-                 price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
+                 price_per_kwh: float = PRICE_PER_KWH,
                  grid_gco2_per_kwh: float | None = None) -> Iterator[RecordedRun]:
     """Create (or, with ``resume`` = a run id, take back) a stored run of ``kind`` and record
     how the work inside the ``with`` block ends.

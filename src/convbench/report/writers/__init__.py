@@ -16,8 +16,8 @@ from typing import Any
 from ..writer import WRITERS, ReportError
 from . import analysis, classification, detection, search
 
-__all__ = ["analysis", "classification", "detection", "report_kind", "report_kinds", "search",
-           "write"]
+__all__ = ["analysis", "classification", "detection", "report", "report_kind", "report_kinds",
+           "search", "write"]
 
 
 def report_kinds() -> list[str]:
@@ -54,10 +54,27 @@ def write(runs: list[dict], path: str | Path, *, group: dict | None = None,
     more than the runs (a search reads its screening runs).
 
     >>> from convbench.store import Store                                   # doctest: +SKIP
-    >>> from convbench.compare import collect_runs                          # doctest: +SKIP
+    >>> from convbench.results import collect_runs                          # doctest: +SKIP
     >>> runs, group = collect_runs(store := Store("runs.db"), ["5c1e0a77"])  # doctest: +SKIP
     >>> sorted(write(runs, "out/r.html", group=group, store=store))          # doctest: +SKIP
     ['csv', 'html', 'json', 'md']
     """
     chosen = WRITERS.get(kind or report_kind(runs, group))
     return chosen(runs, path, group=group, store=store, title=title)
+
+
+def report(ids: list[str] | str, path: str | Path, *, store: Any = None,
+           title: str | None = None) -> dict[str, Path]:
+    """``convbench report IDS -o PATH`` in Python: the report of stored runs and/or groups
+    (comparison, search) named by id or id prefix, by the writer of their kind.
+
+    >>> paths = report(["5c1e0a77"], "out/again.html", store="runs.db")  # doctest: +SKIP
+    >>> sorted(paths)                                                    # doctest: +SKIP
+    ['csv', 'html', 'json', 'md']
+    """
+    from ...results import collect_runs
+    from ...store import Store
+
+    store = store if isinstance(store, Store) else Store(store)
+    runs, group = collect_runs(store, [ids] if isinstance(ids, str) else list(ids))
+    return write(runs, path, group=group, store=store, title=title)
