@@ -33,26 +33,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
              "convbench.cli_use", "convbench.detection.cli", "convbench.__main__")),
 ]
 
-# Known edges that break the rules, being removed right now by other work on issue 9:
-# (importer, imported module) for an import, (importer, module.private_name) for a private
-# name reached across modules. The coordinator empties this list once that work has landed
-# (an entry that is gone already does no harm until then).
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    # the LR range test builds on the trainer, not the other way round (cycle
-    # training.engine ↔ training.lr_finder: engine imports auto_bounds from lr_finder)
-    ("convbench.training.engine", "convbench.training.lr_finder"),
-    # private helpers of the engine reached from other modules
-    ("convbench.training.lr_finder", "convbench.training.engine._batches"),
-    ("convbench.detection.train", "convbench.training.engine._stop_on_signals"),
-    # Found while this test was written, in the inference work (predict/export) that was not
-    # committed yet; for its author: the lazy import export_detect → export closes a cycle,
-    # and these private names are reached across modules.
-    ("convbench.inference.export_detect", "convbench.inference.export"),
-    ("convbench.inference.export", "convbench.inference.trained._shape_only"),
-    ("convbench.inference.images", "convbench.data.folder._decoder"),
-    ("convbench.inference.images", "convbench.data.folder._images_in"),
-    ("convbench.inference.images", "convbench.data.folder._parallel"),
-}
+# Known edges that break the rules: (importer, imported module) for an import, (importer,
+# module.private_name) for a private name reached across modules. Empty: add one only with a
+# comment saying why it cannot be helped and what would remove it.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

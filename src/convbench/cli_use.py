@@ -118,7 +118,9 @@ def export_cmd(
     out.print(f"wrote {done.path} ({done.meta.get('exporter')}), {done.meta_path}, "
               f"{done.card_path}", markup=False)
     if check is not None:
-        agree = "every top-1 agrees" if check.top1_agree else (
+        every = "every top-1 agrees" if check.measure == "logit" else \
+            f"the detected labels agree on every one of the {check.unit}"
+        agree = every if check.top1_agree else (
             f"top-1 agrees on {check.top1_agreement:.1%} only")
-        out.print(f"check on {check.images} test images against PyTorch: largest logit "
-                  f"difference {check.max_abs_diff:.2e}; {agree}")
+        out.print(f"check on {check.images} {check.unit} against PyTorch: largest "
+                  f"{check.measure} difference {check.max_abs_diff:.2e}; {agree}")

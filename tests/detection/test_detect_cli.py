@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -62,6 +63,32 @@ def test_train_eval_predict_with_json(workdir, config_file, pages):
                   "folder", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert len(list((workdir / "folder" / "overlays").glob("page_*.png"))) == 6
+    # Export: ONNX through torchvision's exporter, checked with onnxruntime on test pages;
+    # TorchScript refused with the formats that work.
+    proc = subprocess.run([sys.executable, "-m", "convbench.cli", "export", run["id"],
+                           "--format", "onnx", "--out", "det.onnx", "--store", "runs.db",
+                           "--json"], cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout)
+    assert done["check"]["images"] >= 1 and done["check"]["unit"] == "pages"
+    assert 0 <= done["check"]["top1_agreement"] <= 1
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(workdir / "det.onnx"))
+    meta = json.loads({p.key: p.value for p in model.metadata_props}["convbench"])
+    assert meta["kind"] == "detect" and meta["classes"] == run["metrics"]["classes"]
+    session = ort.InferenceSession(str(workdir / "det.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["boxes", "labels", "scores", "masks"]
+    page = np.random.default_rng(0).random((3, 120, 90), dtype=np.float32)  # any page size
+    boxes, labels, scores, masks = session.run(None, {"image": page})
+    assert boxes.shape[1:] == (4,) and masks.shape[1:] == (1, 120, 90)
+    assert len(boxes) == len(labels) == len(scores) == len(masks)
+    proc = subprocess.run([sys.executable, "-m", "convbench.cli", "export", run["id"],
+                           "--format", "torchscript", "--store", "runs.db"], cwd=workdir,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "--format onnx" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     for source, message in [("pagexml", "expects a folder of PAGE-XML files or one .xml file, "
                                         f"but {str(pages)!r} is a JSON file: use --source coco"),
                             ("xml", "data.source = 'xml' is invalid")]:

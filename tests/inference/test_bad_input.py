@@ -86,11 +86,14 @@ def test_a_missing_export_package_names_the_extra(shared, package):
     _refused(proc, f"needs the {package!r} package", "pip install 'convbench[export]'")
 
 
-def test_a_detection_run_is_refused_for_onnx_with_the_format_that_works(shared):
+def test_a_detection_run_is_refused_for_torchscript_with_the_formats_that_work(shared):
+    # (ONNX export of a trained detector: tests/detection/test_detect_cli.py)
     store = Store(shared.store)
     run_id = store.create_run(name="pages", config={"model": {"backbone": "resnet18"}},
                               seed=0, env={}, kind="detect")
     store.update(run_id, status="completed", ended=True)
+    _refused(shared.cli("export", run_id, "--format", "torchscript"),
+             "detection run", "--format onnx", "safetensors")
     _refused(shared.cli("export", run_id, "--format", "onnx"),
-             "detection run", "--format safetensors")
+             f"Detection run {run_id}", "has no weights")
     _refused(shared.cli("predict", run_id, str(shared.root)), "convbench detect predict")

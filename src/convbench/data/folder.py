@@ -41,7 +41,8 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """Image files below ``folder`` (any depth, hidden folders skipped), sorted."""
     return sorted(p for p in folder.rglob("*")
                   if p.suffix.lower() in IMAGE_EXTS and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
@@ -72,7 +73,7 @@ def scan_folder(root: str | Path) -> Tree:
         raise DataError(f"Image folder {str(root)!r} does not exist. Pass --data-dir ROOT with "
                         "ROOT/<class>/<image> sub-folders.")
     splits = _split_dirs(root) or {"train": root}
-    return {split: {c.name: _images_in(c) for c in _subdirs(folder)}
+    return {split: {c.name: images_in(c) for c in _subdirs(folder)}
             for split, folder in splits.items()}
 
 
@@ -85,7 +86,8 @@ def count_classes(root: str | Path) -> int | None:
     return len({c.name for folder in splits.values() for c in _subdirs(folder)}) or None
 
 
-def _parallel(fn: Callable[[Path], T], paths: list[Path]) -> list[T | Exception]:
+def parallel_map(fn: Callable[[Path], T], paths: list[Path]) -> list[T | Exception]:
+    """``fn`` of every path on a thread pool, in order; a decode error is returned, not raised."""
     def safe(path: Path) -> T | Exception:
         try:
             return fn(path)
@@ -111,7 +113,8 @@ def _to_grey(im: Image.Image) -> Image.Image:
     return im.convert("L")
 
 
-def _decoder(size: tuple[int, int], grey: bool) -> Callable[[Path], np.ndarray]:
+def decoder(size: tuple[int, int], grey: bool) -> Callable[[Path], np.ndarray]:
+    """A function reading one image file as a uint8 array of ``size`` (grey or RGB)."""
     h, w = size
 
     def decode(path: Path) -> np.ndarray:
@@ -161,7 +164,7 @@ def load_folder(cfg: DataConfig, seed: int) -> RawData:
         notes.append(f"folder: ignored class folders without images: {', '.join(empty)}")
 
     failed: list[tuple[Path, Exception]] = []
-    probes = _parallel(_probe, [p for _, p, _ in items])
+    probes = parallel_map(_probe, [p for _, p, _ in items])
     ok = []
     for item, probe in zip(items, probes, strict=True):
         if isinstance(probe, Exception):
@@ -181,7 +184,7 @@ def load_folder(cfg: DataConfig, seed: int) -> RawData:
         notes.append(f"folder: images resized to {size[0]}×{size[1]}, the most common size "
                      "(set data.image_size to choose)")
 
-    decoded = _parallel(_decoder(size, grey), [item[1] for item, _ in ok])
+    decoded = parallel_map(decoder(size, grey), [item[1] for item, _ in ok])
     late = [(item[1], arr) for (item, _), arr in zip(ok, decoded, strict=True)
             if isinstance(arr, Exception)]
     if late and cfg.strict:

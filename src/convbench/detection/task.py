@@ -86,7 +86,6 @@ class DetectionTask:
         self.measure = MeasureConfig(price_per_kwh=me.price_per_kwh, cost=me.cost,
                                      latency_repeats=me.latency_repeats,
                                      throughput_batch=me.throughput_batch)
-        self.meter_energy = me.energy
         # Cost probes run on a portrait page at the largest size the model takes unscaled:
         # min_size wide, max_size high (torchvision's resize leaves it as it is).
         self.input_shape = (3, m.max_size, m.min_size)

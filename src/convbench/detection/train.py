@@ -23,7 +23,7 @@ from ..results import Run
 from ..runlog import LOG
 from ..store import Store
 from ..training.device import select_device, set_threads
-from ..training.lifecycle import recorded_run, resume_target, stored
+from ..training.lifecycle import recorded_run, resumed_config, stored
 from ..training.trainer import CHECKPOINT
 from . import config as dcfg
 from .config import DetectConfig
@@ -65,25 +65,25 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
     """
     store = store if isinstance(store, Store) else Store(store)
     if resume:
-        target = resume_target(store, resume, "detect", "detection")
-        resume = target["id"]
-        cfg = dcfg.build(target["config"], source=f"run {resume}")
+        resume, cfg = resumed_config(store, resume, "detect", dcfg.build, "detection")
     else:
         cfg = prepare(config)
     train_ds, test_ds = load_split(cfg.data)
     device = select_device(cfg.train.device)
-    # The trainer meters energy itself (banked in its checkpoints).
     with recorded_run(store, "detect", cfg.model_dump(mode="json"), seed=cfg.train.seed,
                       name=cfg.name, device=device, threads=set_threads(cfg.train.threads),
-                      group_id=group_id, resume=resume, energy=False) as run:
+                      group_id=group_id, resume=resume, energy=cfg.measure.energy,
+                      price_per_kwh=cfg.measure.price_per_kwh) as run:
         store.update(run.id, metrics=train_ds.issue_metrics())
         if train_ds.issues:
             run.log(f"data: {train_ds.issue_summary()}", *train_ds.notes)
             if on_data_issues is not None:
                 on_data_issues(train_ds.issue_report(run.dir / LOG))
         trainer = DetectTrainer(cfg, store, run.id, train_ds, test_ds, quiet, on_iteration)
+        trainer.energy_so_far = run.energy_j
         if resume:
             trainer.restore()
+            run.energy_before_j = trainer.state.energy_j
             epochs_done = math.floor(trainer.state.iteration * cfg.train.batch_size
                                      / len(train_ds.pages))
             store.truncate_epochs(run.id, epochs_done)

@@ -20,7 +20,6 @@ import io
 import json
 import warnings
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,6 +31,8 @@ from ..data import load_data
 from ..errors import ConvbenchError, unknown_name
 from ..store import Store
 from .card import model_card
+from .export_detect import export_detector
+from .exported import META_KEY, Check, Exported, ExportError
 from .trained import Trained, load_trained
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
@@ -41,35 +42,6 @@ EXTRA = "pip install 'convbench[export]'"
 DEFAULT_OPSET = 18
 CHECK_IMAGES = 256
 INPUT, OUTPUT = "images", "logits"
-META_KEY = "convbench"
-
-
-class ExportError(ConvbenchError):
-    """A run that cannot be written in the asked format, or a missing export package."""
-
-
-@dataclass
-class Check:
-    """The export against the PyTorch network on ``images`` real test images."""
-
-    images: int
-    max_abs_diff: float
-    top1_agreement: float
-
-    @property
-    def top1_agree(self) -> bool:
-        return self.top1_agreement == 1.0
-
-
-@dataclass
-class Exported:
-    path: Path
-    meta_path: Path
-    card_path: Path
-    meta: dict
-    check: Check | None
-
-
 def require_packages(fmt: str) -> None:
     """A clear error naming the ``export`` extra when a package ``fmt`` needs is missing.
 
@@ -237,8 +209,6 @@ def export(run: str, fmt: str, *, out: str | Path | None = None, opset: int | No
     store = store if isinstance(store, Store) else Store(store)
     source = get_run(store, run)
     if (source.get("kind") or "train") == "detect":
-        from .export_detect import export_detector
-
         return export_detector(store, source, fmt, out=out, opset=opset)
     trained = load_trained(store, source["id"])
     path = Path(out) if out else Path(f"{source['id']}{FORMATS[fmt]}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.folder import IMAGE_EXTS, _decoder, _images_in, _parallel
+from ..data.folder import IMAGE_EXTS, decoder, images_in, parallel_map
 from ..errors import DataError
 
 
@@ -42,7 +42,7 @@ def image_paths(inputs: list[str | Path]) -> list[Path]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = _images_in(path)
+            found = images_in(path)
             if not found:
                 raise DataError(f"{path}: no images found (looked for "
                                 f"{', '.join(sorted(IMAGE_EXTS))} files).")
@@ -57,10 +57,10 @@ def image_paths(inputs: list[str | Path]) -> list[Path]:
 def decoded_batches(paths: list[Path], *, channels: int, size: tuple[int, int],
                     batch_size: int) -> Iterator[Batch]:
     """Decode ``paths`` in batches of ``batch_size`` files (in a thread pool)."""
-    decode = _decoder(tuple(size), grey=channels == 1)
+    decode = decoder(tuple(size), grey=channels == 1)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        arrays = _parallel(decode, chunk)
+        arrays = parallel_map(decode, chunk)
         ok = [(p, a) for p, a in zip(chunk, arrays, strict=True) if not isinstance(a, Exception)]
         skipped = [(p, f"{a.__class__.__name__}: {a}") for p, a in zip(chunk, arrays, strict=True)
                    if isinstance(a, Exception)]

@@ -60,7 +60,6 @@ class ClassificationTask:
     :class:`RunConfig` (see :class:`~convbench.training.task.Task` for the methods)."""
 
     checkpoint_every = None  # classification resumes at epoch boundaries only
-    meter_energy = True
 
     def __init__(self, cfg: RunConfig, bundle: DataBundle, run_dir: Path):
         self.cfg, self.bundle, self.run_dir = cfg, bundle, run_dir  # run_dir: best weights

@@ -18,7 +18,7 @@ itself only fills in ``metrics``, ``artifacts`` and, where it is not a success, 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,14 @@ def resume_target(store: Store, resume: str, kind: str, what: str | None = None)
     return stored
 
 
+def resumed_config(store: Store, resume: str, kind: str, build: Callable[..., Any],
+                   what: str | None = None) -> tuple[str, Any]:
+    """``(run id, config)`` of the stopped run ``resume`` of ``kind``, its stored config
+    validated again by ``build(data, source=…)`` (the config schema's builder)."""
+    target = resume_target(store, resume, kind, what)
+    return target["id"], build(target["config"], source=f"run {target['id']}")
+
+
 class RecordedRun:
     """The handle :func:`recorded_run` yields: the run's id and folder, and what to store.
 
@@ -153,7 +161,7 @@ class RecordedRun:
 
 
 @contextmanager
-def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int | None = None,
+def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int = 0,
                  name: str | None = None, device: str | torch.device = "cpu",
                  threads: int | None = None, group_id: str | None = None,
                  resume: str | None = None, energy: bool = True, memory: bool = True,

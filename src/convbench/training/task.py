@@ -4,7 +4,7 @@ keeps its own running figures and says when an epoch or the run is over.
 
 The loop does the rest the same way for every task: optimiser and LR schedule from the
 ``OPTIMIZERS`` / ``SCHEDULES`` registries, the optimisation step (gradient scaling, clipping),
-progress display, checkpoints and resume, energy banking, stop handling and the cost
+progress display, checkpoints and resume, stop handling and the cost
 measurement of the trained model. Classification
 (:class:`~convbench.training.classification.ClassificationTask`) and detection
 (:class:`~convbench.detection.task.DetectionTask`) implement it.
@@ -72,7 +72,6 @@ class Task(Protocol):
     epochs: int                    # shown by the progress display ("epoch 3/12")
     checkpoint_every: int | None   # iterations between checkpoints inside an epoch (None: none)
     measure: MeasureConfig         # cost probes and the electricity price
-    meter_energy: bool
     input_shape: tuple[int, int, int]  # one input (C, H, W) for FLOPs, latency, throughput
 
     def build_model(self) -> nn.Module:

@@ -1,12 +1,13 @@
 """The one training loop: any :class:`~convbench.training.task.Task` (classification,
 detection) trained the same way, with the same optimisers, schedules, progress display,
-checkpoints, energy banking, stop handling and cost measurement.
+checkpoints (with the energy used so far), stop handling and cost measurement; the run's
+lifecycle (:mod:`~convbench.training.lifecycle`) meters energy and peak memory.
 
 The loop is iteration-exact: the LR of iteration *i* comes from the schedule, the task knows
 the batch of iteration *i*, and everything else is in the checkpoint, so a resumed run sees
 the same batches and learning rates as an uninterrupted one. Ctrl-C and SIGTERM
 (:class:`~convbench.training.lifecycle.Stopped`) pass through :meth:`Trainer.fit`, with the
-energy so far banked and the last checkpoint left in place.
+last checkpoint left in place.
 
 >>> trainer = Trainer(task, store, run_id)        # doctest: +SKIP
 >>> status = trainer.fit()                         # doctest: +SKIP
@@ -23,11 +24,10 @@ from typing import Any
 import torch
 
 from ..errors import WeightsError
-from ..measure import EnergyMeter, PeakMemory, measure_model
+from ..measure import measure_model
 from ..runlog import LOG, append_log
 from ..store import Store
 from .checkpoint import load_checkpoint, save_checkpoint
-from .lifecycle import energy_figures
 from .optim import make_optimizer
 from .progress import Progress
 from .schedules import make_schedule
@@ -66,13 +66,16 @@ class Trainer:
                                       total_iters=task.total_iters)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=task.amp == torch.float16)
         self.state = FitState()
-        self._meter: EnergyMeter | None = None
+        # Joules the run has used so far (its lifecycle's meter, set by the caller): banked in
+        # every checkpoint, so a resumed run counts the energy of its earlier segments too.
+        self.energy_so_far: Callable[[], float] | None = None
         self._pending: Step | None = None
 
     # ----- checkpoints -------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint everything a resumed run needs (energy so far banked first)."""
-        self._bank_energy(restart=True)
+        if self.energy_so_far is not None:
+            self.state.energy_j = self.energy_so_far()
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -172,64 +175,37 @@ class Trainer:
         """Train the remaining epochs; return the final status: ``completed``, ``diverged``
         or ``stopped`` (``on_epoch`` returned True)."""
         task, s = self.task, self.state
-        memory = PeakMemory(self.device)
         with Progress(task.epochs, quiet=self.quiet) as progress:
-            memory.start()
-            if task.meter_energy:
-                m = task.measure
-                self._meter = EnergyMeter(str(self.device), m.price_per_kwh,
-                                          m.grid_gco2_per_kwh)
-                self._meter.start()
-            try:
-                while (epoch := task.next_epoch(s)) is not None:
-                    row = self.train_epoch(epoch, progress)
-                    if not math.isfinite(row["train_loss"]):
-                        self.log(f"epoch {epoch}: loss became {row['train_loss']}; diverged")
-                        s.extra["diverged_epoch"] = epoch
-                        return "diverged"
-                    row = task.end_epoch(epoch, row, self.model, s)
-                    s.epoch = epoch = row.get("epoch", epoch)
-                    self.schedule.on_epoch_end(row.get("val_loss"))
-                    self.store.add_epoch(self.run_id, epoch, row)
-                    progress.end_epoch(epoch, row)
-                    self.log(epoch_line(epoch, row))
-                    self.save()
-                    if self._pending is not None:
-                        self._notify(self._pending)
-                    if on_epoch is not None and on_epoch(epoch, row):
-                        self.log(f"stopped after epoch {epoch} by the caller (search pruner)")
-                        return "stopped"
-                    if (reason := task.stop_reason(s)) is not None:
-                        self.log(reason)
-                        break
-            finally:
-                self._bank_energy(restart=False)
-                s.extra["peak_memory"] = memory.stop()
+            while (epoch := task.next_epoch(s)) is not None:
+                row = self.train_epoch(epoch, progress)
+                if not math.isfinite(row["train_loss"]):
+                    self.log(f"epoch {epoch}: loss became {row['train_loss']}; diverged")
+                    s.extra["diverged_epoch"] = epoch
+                    return "diverged"
+                row = task.end_epoch(epoch, row, self.model, s)
+                s.epoch = epoch = row.get("epoch", epoch)
+                self.schedule.on_epoch_end(row.get("val_loss"))
+                self.store.add_epoch(self.run_id, epoch, row)
+                progress.end_epoch(epoch, row)
+                self.log(epoch_line(epoch, row))
+                self.save()
+                if self._pending is not None:
+                    self._notify(self._pending)
+                if on_epoch is not None and on_epoch(epoch, row):
+                    self.log(f"stopped after epoch {epoch} by the caller (search pruner)")
+                    return "stopped"
+                if (reason := task.stop_reason(s)) is not None:
+                    self.log(reason)
+                    break
         return "completed"
 
-    def _bank_energy(self, restart: bool) -> None:
-        # Energy so far goes into the state, so a checkpoint (and a resumed run) keeps it.
-        if self._meter is None:
-            return
-        used = self._meter.stop()
-        self.state.energy_j += used["energy_j"]
-        self.state.extra["energy"] = used
-        if restart:
-            self._meter.start()
-        else:
-            self._meter = None
-
     def finish(self) -> dict[str, Any]:
-        """The task's quality metrics, then energy, peak memory and the model's costs:
-        parameters, FLOPs/MACs, disk size and (``measure.cost``) latency and throughput."""
+        """The task's quality metrics, then the model's costs: parameters, FLOPs/MACs, disk
+        size and (``measure.cost``) latency and throughput. Energy and peak memory are the
+        run lifecycle's (:func:`~convbench.training.lifecycle.recorded_run`)."""
         task, s = self.task, self.state
         metrics = task.finish(self.model, s, self.run_dir, self.store, self.run_id)
         m = task.measure
-        energy = energy_figures(s.energy_j, s.extra.get("energy"), price_per_kwh=m.price_per_kwh,
-                                grid_gco2_per_kwh=m.grid_gco2_per_kwh)
-        if not task.meter_energy:
-            energy["cost"] = None
-        metrics |= {**s.extra.get("peak_memory", {}), **energy}
         # Last: the probes feed the model random inputs (they draw on the global RNG).
         metrics |= measure_model(self.model, task.input_shape, self.device, m,
                                  weights_path=task.cost_weights(self.run_dir), timed=m.cost)

@@ -1,0 +1,89 @@
+"""One classification training run, from a :class:`RunConfig` to a completed run in the
+store (``convbench train``). It sits above the trainer and the LR range test, because
+``schedule.bounds: auto`` runs a range test before training.
+
+>>> import convbench
+>>> run = convbench.train({"data": {"dataset": "digits"}, "model": {"name": "B2FL8"},
+...                        "train": {"epochs": 1}}, quiet=True)   # doctest: +SKIP
+>>> run.status, run.metrics["test_accuracy"] > 0.5                 # doctest: +SKIP
+('completed', True)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import config as cfgmod
+from ..config import RunConfig
+from ..data import load_data
+from ..models import ignored_fields_note
+from ..results import Run
+from ..store import Store
+from .device import select_device, set_threads
+from .engine import BEST, LAST, EpochHook, Trainer, prepare_config
+from .lifecycle import recorded_run, resumed_config, stored
+from .lr_finder import auto_bounds
+
+
+def train(
+    config: RunConfig | dict | str | Path | None = None,
+    *,
+    store: Store | str | None = None,
+    quiet: bool = True,
+    resume: str | None = None,
+    group_id: str | None = None,
+    on_epoch: EpochHook | None = None,
+) -> Run:
+    """Train one network and record everything in the store; return the stored run.
+
+    ``resume`` continues a killed or stopped run from its last epoch checkpoint; it ends with
+    the same numbers an uninterrupted run of the same seed gives.
+
+    >>> run = train({"model": {"name": "simple-cnn"}, "train": {"epochs": 1}})  # doctest: +SKIP
+    >>> run.status                                                               # doctest: +SKIP
+    'completed'
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    if resume:
+        resume, cfg = resumed_config(store, resume, "train", cfgmod.build, "training")
+    else:
+        cfg = prepare_config(config if config is not None else {})
+    bundle = load_data(cfg.data, cfg.train.seed)
+    lr_bounds = None
+    if not resume and cfg.schedule.bounds == "auto":
+        cfg, lr_bounds = auto_bounds(cfg, bundle, store, group_id=group_id, quiet=quiet)
+    device = select_device(cfg.train.device)
+    m = cfg.measure
+    with recorded_run(store, "train", cfg.model_dump(mode="json"), seed=cfg.train.seed,
+                      name=cfg.name, device=device, threads=set_threads(cfg.train.threads),
+                      group_id=group_id, resume=resume, price_per_kwh=m.price_per_kwh,
+                      grid_gco2_per_kwh=m.grid_gco2_per_kwh) as run:
+        if lr_bounds:
+            store.update(run.id, metrics={"lr_bounds": lr_bounds})
+        trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)
+        trainer.energy_so_far = run.energy_j
+        if resume:
+            trainer.restore()
+            run.energy_before_j = trainer.state.energy_j
+            store.truncate_epochs(run.id, trainer.state.epoch)
+            run.log(f"resumed after epoch {trainer.state.epoch}")
+        else:
+            (run.dir / "config.yaml").write_text(cfgmod.dump(cfg))
+            run.log(*bundle.notes)
+            if note := ignored_fields_note(cfg.model):
+                run.log(note)
+                if not quiet:
+                    print(note, file=sys.stderr, flush=True)
+        run.status = trainer.fit(on_epoch)
+        run.metrics = (
+            trainer.finish()
+            if run.status == "completed"
+            else {
+                "epochs_run": trainer.state.epoch,
+                "train_time_s": trainer.state.train_time_s,
+                "diverged_epoch": trainer.state.extra.get("diverged_epoch"),
+            }
+        )
+        run.artifacts |= {"checkpoint": LAST, "best_weights": BEST, "config": "config.yaml"}
+    return stored(run)
