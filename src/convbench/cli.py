@@ -370,10 +370,11 @@ def runs_groups(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     kind: Annotated[
-        str | None, typer.Option(help="compare, search or detect-compare.")
+        str | None, typer.Option(help="compare, search, detect-compare or lr-find.")
     ] = None,
 ):
-    """List comparisons and searches, newest first: their ids give `convbench report ID`."""
+    """List comparisons, searches and LR range tests, newest first: their ids give
+    `convbench report ID`."""
     groups = _store(store, existing=True).list_groups(kind=kind)
     if as_json:
         return print_json(groups)
@@ -576,7 +577,7 @@ def lr_find_cmd(
         name=name,
         quiet=quiet or as_json,
     )
-    runs = result.pop("runs")
+    runs, group_id = result.runs, result.id
     target = plot or Path(runs[0]["artifacts"]["lr_find"]).with_name("lr_find.png")
     result["plot"] = save_lr_plot(
         runs,
@@ -597,6 +598,10 @@ def lr_find_cmd(
         "iterations",
         "train_time_s",
     )
+    # The JSON is the bounds and a line per run (and the group's id), not the whole group.
+    result = {k: result[k] for k in ("lower", "upper", "seeds_with_bounds", "suggestions",
+                                     "min_lr", "max_lr", "mode", "rule", "plot")}
+    result["group"] = group_id
     result["runs"] = [
         {"id": r["id"], "seed": r["seed"], **{k: (r.get("metrics") or {}).get(k) for k in keys}}
         for r in runs
@@ -749,7 +754,7 @@ def search_cmd(
         )
         raise typer.Exit(130) from None
     if as_json:
-        return print_json(result)
+        return print_json(result["summary"])
     table = Table("configuration", "status", "early val", "LR bounds", "final val", "test")
     for r in result["rows"]:
         b = r.get("lr_bounds") or [None, None]

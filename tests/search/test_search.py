@@ -101,6 +101,9 @@ def test_median_pruner_prunes_and_the_audit_trains_the_pruned(store_url, space):
                                     "warmup_epochs": 0}},
                  audit={"enabled": True})
     result = search(spec, store=store_url)
+    # The entry point returns the search's group with its runs, the summary's keys on top.
+    assert result.kind == "search" and result.id == result["summary"]["id"]
+    assert {r.id for r in result.runs} == set(result["run_ids"]) and result.runs
     rows = {r["point"]["optim.name"]: r for r in result["rows"]}
     assert rows["adam"]["status"] == "completed"
     assert rows["sgd"]["status"].startswith("pruned after epoch")

@@ -180,6 +180,10 @@ def test_cli_lr_find_prints_bounds_and_writes_the_plot(cli, tmp_path):
     run = Store(str(tmp_path / "convbench-runs" / "runs.db")).get_run(out["runs"][0]["id"])
     assert run["kind"] == "lr-find" and len(run["epochs"]) == 2
     assert set(out["suggestions"]) == {"steepest", "valley", "min_div10"}
+    # The range tests are one group (like a comparison), with the bounds in its metrics.
+    group = Store(str(tmp_path / "convbench-runs" / "runs.db")).get_group(out["group"])
+    assert group["kind"] == "lr-find" and group["status"] == "completed"
+    assert group["run_ids"] == [run["id"]] and group["metrics"]["bounds"]["lower"] == out["lower"]
 
 
 def test_cli_lr_find_rejects_an_empty_range(cli):

@@ -160,16 +160,18 @@ def _last(epochs: list[dict] | None, key: str) -> float | None:
     return None
 
 
+def _run_cells(ctx: Context, run: dict) -> dict[str, Any]:
+    """The cells every per-run table starts with: id, name, label, seed, status."""
+    return {"id": Cell(None, str(run.get("id"))), "name": run.get("name"),
+            "label": ctx.label(run), "seed": seed_of(run), "status": status_of(run)}
+
+
 def _incomplete_section(ctx: Context) -> str:
     rows = []
     for run in ctx.incomplete:
         metrics = metrics_of(run)
         rows.append({
-            "id": Cell(None, str(run.get("id"))),
-            "name": run.get("name"),
-            "label": ctx.label(run),
-            "seed": seed_of(run),
-            "status": status_of(run),
+            **_run_cells(ctx, run),
             "epochs": _number_cell(metrics.get("epochs_run"), fmt.integer),
             "val": _number_cell(_last(run.get("epochs"), "val_accuracy"), fmt.percent),
             "loss": _number_cell(_last(run.get("epochs"), "train_loss"), fmt.sig),
@@ -305,11 +307,7 @@ def _runs_section(ctx: Context) -> str:
     for run in ctx.runs:
         metrics = metrics_of(run)
         rows.append({
-            "id": Cell(None, str(run.get("id"))),
-            "name": run.get("name"),
-            "label": ctx.label(run),
-            "seed": seed_of(run),
-            "status": status_of(run),
+            **_run_cells(ctx, run),
             "acc": _number_cell(metrics.get("test_accuracy"), fmt.percent),
             "time": _number_cell(metrics.get("train_time_s"), fmt.duration),
             "started": fmt.timestamp(run.get("started_at")),

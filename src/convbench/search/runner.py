@@ -35,6 +35,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ConvbenchError, StoreError
+from ..results import Group, load_group
 from ..store import Store
 from ..training.device import available_cores
 from ..training.engine import prepare_config
@@ -315,8 +316,13 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
            audit: bool | None = None, audit_sample: int | None = None,
            time_budget_s: float | None = None, overrides: list[str] | None = None,
            report: str | Path | None = None, quiet: bool = True,
-           echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or with ``resume``, continue) a search and return its summary.
+           echo: Callable[[str], None] | None = None) -> Group:
+    """Run (or with ``resume``, continue) a search; return its :class:`~convbench.results.Group`
+    (the stored group with its runs) with the summary's keys (and the summary as ``summary``).
+
+    >>> result = search("examples/digits-screen-search.yaml", store="runs.db")  # doctest: +SKIP
+    >>> result["winner"]["label"], len(result.runs) > 0                         # doctest: +SKIP
+    ('model=B2FL8 · optim=adam', True)
 
     The summary has ``rows`` (one per configuration: status, early and final scores, bounds,
     runs), ``winner`` (its config as YAML, test accuracy), ``audit`` (rank correlations,
@@ -392,7 +398,9 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         from .report import write_search_report
         summary["report"] = {k: str(v) for k, v in
                              write_search_report(summary, store, report).items()}
-    return summary
+    # The search's group with its runs, the summary's keys on top (``summary`` alone is what
+    # the command prints and stores).
+    return Group({**load_group(store, gid), **summary, "summary": summary})
 
 
 def _run_phases(spec: sp.SearchSpec, store: Store, gid: str, studies: dict,

@@ -31,11 +31,11 @@ from .. import config as cfgmod
 from ..config import RunConfig
 from ..data import DataBundle, load_data
 from ..errors import ConfigError
-from ..results import Run
+from ..results import Group, Run, load_group
 from ..store import Store
 from .device import select_device, set_threads
 from .engine import FitState, Trainer, batches_per_epoch, prepare_config
-from .lifecycle import RecordedRun, recorded_run, stored
+from .lifecycle import RecordedRun, Stopped, recorded_run, stored
 from .progress import Progress
 
 # The divergence test waits this many iterations (or 2 % of the sweep) for the EMA to settle.
@@ -405,12 +405,10 @@ def chance_levels(bundle: DataBundle) -> dict[str, float]:
 
 def _test_config(cfg: RunConfig, spec: LRFindSpec, seed: int, epochs: int) -> RunConfig:
     # The stored config says what ran: constant schedule (the sweep replaces it), the swept range.
-    data = cfg.model_dump(mode="json")
-    data["optim"]["lr"] = spec.min_lr
-    data["schedule"] |= {"name": "constant", "max_lr": spec.max_lr, "bounds": "manual",
-                         "warmup_epochs": 0.0}
-    data["train"] |= {"seed": seed, "epochs": epochs}
-    return cfgmod.build(data, source="lr-find")
+    return cfgmod.replace(cfg, {"optim.lr": spec.min_lr, "schedule.name": "constant",
+                                "schedule.max_lr": spec.max_lr, "schedule.bounds": "manual",
+                                "schedule.warmup_epochs": 0.0, "train.seed": seed,
+                                "train.epochs": epochs}, source="lr-find")
 
 
 def run_range_test(config: RunConfig | dict, spec: LRFindSpec, *, seed: int | None = None,
@@ -508,23 +506,42 @@ def aggregate_bounds(runs: list[dict], rule: BoundsRule) -> dict[str, Any]:
 
 def lr_find(config: RunConfig | dict, spec: LRFindSpec, *, seeds: list[int] | None = None,
             store: Store | str | None = None, group_id: str | None = None,
-            name: str | None = None, quiet: bool = True) -> dict[str, Any]:
-    """Range tests over ``seeds`` (default: the config's seed); bounds are medians over seeds.
+            name: str | None = None, quiet: bool = True) -> Group:
+    """Range tests over ``seeds`` (default: the config's seed), recorded as one group (kind
+    ``lr-find``, or the group ``group_id`` given); bounds are medians over seeds.
+
+    Returns the :class:`~convbench.results.Group` with its runs and the bounds: ``lower``,
+    ``upper``, ``seeds_with_bounds``, ``suggestions``, ``min_lr``, ``max_lr``, ``mode``,
+    ``rule``.
 
     >>> res = lr_find({"data": {"dataset": "digits"}, "model": {"name": "B2FL16"}},
     ...               LRFindSpec(min_lr=1e-4, max_lr=1, epochs=3))            # doctest: +SKIP
-    >>> res["lower"] < res["upper"]                                            # doctest: +SKIP
-    True
+    >>> res["lower"] < res["upper"], len(res.runs)                             # doctest: +SKIP
+    (True, 1)
     """
     store = store if isinstance(store, Store) else Store(store)
     cfg = prepare_config(config)
     seeds = seeds or [cfg.train.seed]
-    runs = [run_range_test(cfg, spec, seed=s, store=store, group_id=group_id,
-                           name=f"{name or cfg.name or cfg.model.name}-lr-find-s{s}", quiet=quiet)
-            for s in seeds]
+    label = name or cfg.name or cfg.model.name
+    own = group_id is None
+    if own:
+        group_id = store.create_group(kind="lr-find", name=name or cfg.name, config={
+            "base": cfg.model_dump(mode="json"), "lr_find": spec.model_dump(mode="json"),
+            "seeds": seeds})
+    try:
+        runs = [run_range_test(cfg, spec, seed=s, store=store, group_id=group_id,
+                               name=f"{label}-lr-find-s{s}", quiet=quiet) for s in seeds]
+    except BaseException as err:
+        if own:
+            stopped = isinstance(err, KeyboardInterrupt | Stopped)
+            store.update_group(group_id, status="stopped" if stopped else "failed")
+        raise
     agg = aggregate_bounds(runs, spec.rule)
-    return {**agg, "min_lr": spec.min_lr, "max_lr": spec.max_lr, "mode": spec.sweep,
-            "rule": spec.rule.model_dump(), "runs": [dict(r) for r in runs]}
+    result = {**agg, "min_lr": spec.min_lr, "max_lr": spec.max_lr, "mode": spec.sweep,
+              "rule": spec.rule.model_dump()}
+    if own:
+        store.update_group(group_id, status="completed", metrics={"bounds": result})
+    return Group({**load_group(store, group_id), **result, "runs": runs})
 
 
 def auto_spec(cfg: RunConfig) -> LRFindSpec:
@@ -556,9 +573,8 @@ def auto_bounds(cfg: RunConfig, bundle: DataBundle, store: Store, *, group_id: s
             f"schedule.bounds=auto: the LR range test (run {run.id}) found no bounds in "
             f"[{spec.min_lr:g}, {spec.max_lr:g}]: {m.get('bounds_reason')}. Try another range "
             "(--lr and --set schedule.max_lr=X) or set the bounds by hand.")
-    data = cfg.model_dump(mode="json")
-    data["optim"]["lr"] = m["lr_lower"]
-    data["schedule"] |= {"max_lr": m["lr_upper"], "bounds": "manual"}
     info = {"lower": m["lr_lower"], "upper": m["lr_upper"], "lr_find_run": run.id,
             "swept": [spec.min_lr, spec.max_lr], "mode": spec.sweep, "epochs": spec.epochs}
-    return cfgmod.build(data, source="schedule.bounds=auto"), info
+    bounded = cfgmod.replace(cfg, {"optim.lr": m["lr_lower"], "schedule.max_lr": m["lr_upper"],
+                                   "schedule.bounds": "manual"}, source="schedule.bounds=auto")
+    return bounded, info
