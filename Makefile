@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.14.1 torchvision==0.29.1
 DEMO_ARGS ?=
 
-.PHONY: setup system-deps demo test lint clean
+.PHONY: setup demo-deps system-deps demo test lint clean
 
 # The x86_64 torch wheel is a CUDA build: the venv takes about 6 GB. Say so up front rather
 # than letting pip die half-way with "No space left on device".
@@ -22,28 +22,42 @@ $(BIN)/convbench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The suite's extras (pytest, Playwright, psycopg, onnxruntime, …): only `make test` needs them.
+$(VENV)/.test-extras: $(BIN)/convbench pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 setup: $(BIN)/convbench
 
-# Debian packages: Fashion-MNIST files, Chromium for the browser test, PostgreSQL for the
-# store tests. Needs root (CI and the dev machines run as root).
-system-deps:
+# Debian packages, installed only when missing. The demo needs only the Fashion-MNIST files;
+# the suite also needs Chromium (browser tests) and PostgreSQL (store and worker tests).
+# Needs root (CI and the dev machines run as root).
+DEMO_DEBS := dataset-fashion-mnist
+TEST_DEBS := $(DEMO_DEBS) chromium postgresql
+define apt_install
 	@missing=""; \
-	for p in dataset-fashion-mnist chromium postgresql; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+endef
 
-demo: setup system-deps
+demo-deps:
+	$(call apt_install,$(DEMO_DEBS))
+
+system-deps:
+	$(call apt_install,$(TEST_DEBS))
+
+demo: setup demo-deps
 	$(BIN)/convbench compare --dataset fashion-mnist --models B2FL16,custom-cnn,resnet20 \
 	  --epochs 3 --batch-size 128 --report out/fashion-mnist/report.html $(DEMO_ARGS)
 
-test: setup system-deps
+test: $(VENV)/.test-extras system-deps
 	$(BIN)/pytest -q
 
-lint: setup
+lint: $(VENV)/.test-extras
 	$(BIN)/ruff check src tests benchmarks
 
 clean:

@@ -6,6 +6,9 @@ import pytest
 
 # Tests must never be slowed down by, or depend on, a user's store.
 os.environ.pop("CONVBENCH_STORE", None)
+# The suite runs beside other work on 2 cores, and some test modules import torch before
+# convbench: the same OpenMP wait policy as convbench sets (see convbench/__init__.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture

@@ -28,9 +28,18 @@ Everything but ``config`` is imported on first use (PEP 562), so ``import convbe
 ``convbench --help`` stay quick; ``dir(convbench)`` and ``__all__`` list it all.
 """
 
+import os as _os
 import sys as _sys
 import types as _types
 from importlib import import_module as _import_module
+
+# OpenMP worker threads (torch, MKL, oneDNN) spin for a while when they wait at a barrier. On a
+# small machine shared with another heavy process (a second run, a search worker, the test
+# suite) those spinning threads take the cores the other process needs, and both collapse:
+# custom-cnn trained at 30-49 img/s beside other torch work with the default policy and at
+# 590-1,920 img/s with PASSIVE (docs/training.md, "Sharing the cores"). Set before torch is
+# imported, which is when libgomp reads it; a user's own setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
