@@ -21,6 +21,11 @@ import torch.nn.functional as F
 
 from ..config import AugmentConfig
 
+# A channel whose train std is below one grey level (0..1 scale) carries no information to
+# scale: dividing by it would blow rounding noise up (or, at exactly 0, make every input NaN,
+# which then looks like a diverged run). Such a channel is centred and left unscaled.
+MIN_STD = 1.0 / 255.0
+
 
 @dataclass(frozen=True)
 class AugmentPlan:
@@ -130,9 +135,23 @@ class BatchPrep:
                 self._convert_channels(mean_t[None, :, None, None])[0, :, 0, 0],
                 self._convert_channels(std_t[None, :, None, None])[0, :, 0, 0],
             )
+        constant = std_t < MIN_STD
+        #: 0-based indices of the (model-input) channels that are constant in the training data
+        self.constant_channels: list[int] = constant.nonzero().flatten().tolist()
+        std_t = torch.where(constant, torch.ones_like(std_t), std_t)
         # Fold /255 and normalisation into one multiply-add.
         self.scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(device)
         self.shift = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
+
+    def constant_note(self) -> str | None:
+        """A run-log line naming the constant channels (see ``MIN_STD``), or None."""
+        if not self.constant_channels:
+            return None
+        many = len(self.constant_channels) > 1
+        names = ", ".join(str(c + 1) for c in self.constant_channels)
+        return (f"data: channel{'s' * many} {names} {'are' if many else 'is'} constant in the "
+                "training images (std 0): centred "
+                "but not scaled (dividing by its std would make every input NaN)")
 
     def _convert_channels(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 1 and self.channels == 3:

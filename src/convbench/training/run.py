@@ -71,6 +71,8 @@ def train(
         else:
             (run.dir / "config.yaml").write_text(cfgmod.dump(cfg))
             run.log(*bundle.notes)
+            if note := trainer.prep.constant_note():
+                run.log(note)
             if note := ignored_fields_note(cfg.model):
                 run.log(note)
                 if not quiet:
