@@ -173,9 +173,10 @@ def train(
     else:
         show_run_summary(run)
     if run.status == "diverged":
-        epoch = run.metrics.get("diverged_epoch")
+        epoch, loss = run.metrics.get("diverged_epoch"), run.metrics.get("diverged_loss")
+        what = "became NaN/inf" if loss is None else f"exploded to {loss:.3g}"
         err.print(
-            f"error: run {run.id} diverged (loss became NaN/inf in epoch {epoch}). "
+            f"error: run {run.id} diverged in epoch {epoch} (training loss {what}). "
             "Lower the learning rate (--lr), add warm-up or gradient clipping "
             "(--set optim.grad_clip=1)."
         )

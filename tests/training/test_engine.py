@@ -9,6 +9,7 @@ import pytest
 
 import convbench
 from convbench.store import Store
+from convbench.training.trainer import DIVERGED_FACTOR, diverged
 
 QUICK = {
     "data": {"dataset": "digits"},
@@ -164,3 +165,20 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, cli):
     assert [e["train_loss"] for e in resumed["epochs"]] == [
         e["train_loss"] for e in clean["epochs"]
     ]
+
+
+def test_an_exploding_loss_ends_the_run_as_diverged(store_url):
+    # Adam at LR 1e6 keeps the loss finite (1e21) but useless: that is divergence too.
+    cfg = {**QUICK, "model": {"name": "simple-cnn"}, "optim": {"name": "adam", "lr": 1e6},
+           "measure": {"cost": False}}
+    run = convbench.train(cfg, store=store_url)
+    assert run.status == "diverged"
+    m = run.metrics
+    assert m["diverged_epoch"] == 1
+    assert m["diverged_loss"] > DIVERGED_FACTOR * max(1.0, m["first_loss"])
+
+
+def test_a_normal_run_is_not_called_diverged():
+    assert not diverged(2.1, first=2.3) and not diverged(5.0, first=0.01)
+    assert diverged(float("nan"), first=2.3) and diverged(float("inf"), first=None)
+    assert diverged(1e21, first=2.3) and not diverged(1e21, first=None)

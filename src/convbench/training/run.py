@@ -85,6 +85,8 @@ def train(
                 "epochs_run": trainer.state.epoch,
                 "train_time_s": trainer.state.train_time_s,
                 "diverged_epoch": trainer.state.extra.get("diverged_epoch"),
+                "diverged_loss": trainer.state.extra.get("diverged_loss"),
+                "first_loss": trainer.state.extra.get("first_loss"),
             }
         )
         run.artifacts |= {"checkpoint": LAST, "best_weights": BEST, "config": "config.yaml"}

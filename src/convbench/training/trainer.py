@@ -35,6 +35,24 @@ from .task import FitState, Step, Task
 
 CHECKPOINT = "last.pt"
 
+# An epoch whose mean training loss is more than this many times the loss of the run's first
+# batch (the untrained network's, at least 1) has diverged even if the loss is still finite:
+# cross-entropy starts near ln(classes), and no run that learns anything averages 100× that
+# over an epoch, while a run the LR blew up does (Adam at LR 1e6: 1e21).
+DIVERGED_FACTOR = 100.0
+
+
+def diverged(loss: float, first: float | None) -> bool:
+    """Whether an epoch's mean training loss means the run diverged: NaN/inf, or more than
+    ``DIVERGED_FACTOR`` × ``max(1, first)``, ``first`` being the loss of the run's first batch.
+
+    >>> diverged(0.4, first=2.3), diverged(float("nan"), first=2.3), diverged(1e21, first=2.3)
+    (False, True, True)
+    """
+    if not math.isfinite(loss):
+        return True
+    return first is not None and loss > DIVERGED_FACTOR * max(1.0, first)
+
 # Called after every optimiser step with (lr, loss, *task outputs); True ends the epoch early.
 BatchHook = Callable[..., bool]
 # Called after every finished epoch with (epoch, row); True stops the run (status "stopped").
@@ -122,6 +140,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             step = task.forward(self.model, batch)
+            if s.iteration == 0:  # the untrained network's loss: the divergence reference
+                s.extra["first_loss"] = (step.value if step.value is not None
+                                         else float(step.loss.detach()))
             if step.value is not None and not math.isfinite(step.value):
                 s.extra["diverged_iteration"] = s.iteration + 1
                 return {"train_loss": step.value}
@@ -173,14 +194,17 @@ class Trainer:
     # ----- the run -----------------------------------------------------------------------
     def fit(self, on_epoch: EpochHook | None = None) -> str:
         """Train the remaining epochs; return the final status: ``completed``, ``diverged``
-        or ``stopped`` (``on_epoch`` returned True)."""
+        (see :func:`diverged`) or ``stopped`` (``on_epoch`` returned True)."""
         task, s = self.task, self.state
         with Progress(task.epochs, quiet=self.quiet) as progress:
             while (epoch := task.next_epoch(s)) is not None:
                 row = self.train_epoch(epoch, progress)
-                if not math.isfinite(row["train_loss"]):
-                    self.log(f"epoch {epoch}: loss became {row['train_loss']}; diverged")
-                    s.extra["diverged_epoch"] = epoch
+                loss, first = row["train_loss"], s.extra.get("first_loss")
+                if diverged(loss, first):
+                    why = ("" if not math.isfinite(loss) else
+                           f", over {DIVERGED_FACTOR:g}× the first batch's {first:.4g}")
+                    self.log(f"epoch {epoch}: training loss became {loss:.4g}{why}; diverged")
+                    s.extra["diverged_epoch"], s.extra["diverged_loss"] = epoch, loss
                     return "diverged"
                 row = task.end_epoch(epoch, row, self.model, s)
                 s.epoch = epoch = row.get("epoch", epoch)
