@@ -164,9 +164,11 @@ def train(
         if rid and s.get_run(rid).get("epochs"):
             err.print(f"Stopped. The last finished epoch is checkpointed: continue with "
                       f"`convbench train --resume {rid}`.", markup=False)
+        elif rid:
+            err.print(f"Stopped before the first epoch finished: `convbench train --resume "
+                      f"{rid}` starts it over under the same id.", markup=False)
         else:
-            err.print("Stopped before the first epoch finished: nothing to resume; start the "
-                      "run again.")
+            err.print("Stopped before the run started: start it again.")
         raise typer.Exit(130) from None
     if as_json:
         print_json(dict(run))

@@ -8,6 +8,7 @@ import time
 import pytest
 
 import convbench
+from convbench.errors import ConvbenchError
 from convbench.store import Store
 from convbench.training.trainer import DIVERGED_FACTOR, diverged
 
@@ -182,3 +183,56 @@ def test_a_normal_run_is_not_called_diverged():
     assert not diverged(2.1, first=2.3) and not diverged(5.0, first=0.01)
     assert diverged(float("nan"), first=2.3) and diverged(float("inf"), first=None)
     assert diverged(1e21, first=2.3) and not diverged(1e21, first=None)
+
+
+def _kill_when(args, store, ready, tmp_path):
+    """Start `convbench train ARGS --store STORE`, SIGKILL it once ``ready(run_id, epochs)``."""
+    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
+    proc = subprocess.Popen([exe, *args, "--store", store], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        run_id, done = _store_epochs(store)
+        if run_id and ready(run_id, done):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return _store_epochs(store)
+
+
+@pytest.mark.slow
+def test_sigkill_before_the_first_epoch_then_resume_starts_over(tmp_path, cli):
+    args = ["train", "--dataset", "synthetic", "--model", "B2FL16", "--epochs", "2",
+            "--batch-size", "16", "--set", "data.synthetic_size=3000", "--set",
+            "measure.cost=false", "--quiet"]
+    killed = str(tmp_path / "killed.db")
+    run_id, done = _kill_when(args, killed, lambda rid, done: True, tmp_path)
+    assert done == 0, "the kill must land inside the first epoch"
+    run_dir = Store(killed).run_dir(run_id)
+    assert not (run_dir / "last.pt").exists()
+    assert Store(killed).get_run(run_id)["status"] == "running"
+
+    resumed = json.loads(cli("train", "--resume", run_id, "--store", killed, "--json",
+                             check=True).stdout)
+    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
+                           check=True).stdout)
+    assert resumed["id"] == run_id and resumed["status"] == "completed"
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
+        assert resumed["metrics"][key] == clean["metrics"][key], key
+    assert "starting over" in (run_dir / "train.log").read_text()
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(store_url):
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        convbench.train(QUICK, store=store_url, on_epoch=stop)
+    run_id = info.value.run_id
+    store = Store(store_url)
+    (store.run_dir(run_id) / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConvbenchError, match="unreadable"):
+        convbench.train(store=store_url, resume=run_id)
+    assert store.get_run(run_id)["status"] == "stopped"  # not "failed"

@@ -23,11 +23,10 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
 from ..measure import measure_model
 from ..runlog import LOG, append_log
 from ..store import Store
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointRefused, load_checkpoint, save_checkpoint
 from .optim import make_optimizer
 from .progress import Progress
 from .schedules import make_schedule
@@ -86,14 +85,15 @@ class Trainer:
         self.state = FitState()
         # Joules the run has used so far (its lifecycle's meter, set by the caller): banked in
         # every checkpoint, so a resumed run counts the energy of its earlier segments too.
-        self.energy_so_far: Callable[[], float] | None = None
+        # (joules, seconds) so far (:meth:`RecordedRun.energy_so_far`).
+        self.energy_so_far: Callable[[], tuple[float, float]] | None = None
         self._pending: Step | None = None
 
     # ----- checkpoints -------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint everything a resumed run needs (energy so far banked first)."""
         if self.energy_so_far is not None:
-            self.state.energy_j = self.energy_so_far()
+            self.state.energy_j, self.state.energy_s = self.energy_so_far()
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -104,9 +104,14 @@ class Trainer:
             "task": self.task.state_dict(),
         })
 
-    def restore(self) -> None:
-        """Continue from the run's last checkpoint."""
-        ckpt = load_checkpoint(self.run_dir / CHECKPOINT)
+    def restore(self) -> bool:
+        """Continue from the run's last checkpoint; False, changing nothing, when there is
+        none (the run was killed before its first checkpoint: nothing was lost, and training
+        from this fresh state is exactly the run started over)."""
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        ckpt = load_checkpoint(path)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -114,12 +119,13 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
             state = FitState(**ckpt["state"])
         except (KeyError, RuntimeError, TypeError, ValueError) as err:
-            raise WeightsError(f"Checkpoint of run {self.run_id} does not fit its config "
-                               f"({type(err).__name__}). Start a new run instead.") from None
+            raise CheckpointRefused(f"Checkpoint of run {self.run_id} does not fit its config "
+                                    f"({type(err).__name__}). Start a new run instead.") from None
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
         self.state = state
         self.task.load_state_dict(ckpt.get("task") or {})
+        return True
 
     # ----- one epoch ---------------------------------------------------------------------
     def train_epoch(self, epoch: int, progress: Progress,
