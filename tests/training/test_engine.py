@@ -236,3 +236,26 @@ def test_a_refused_resume_leaves_the_run_as_it_was(store_url):
     with pytest.raises(ConvbenchError, match="unreadable"):
         convbench.train(store=store_url, resume=run_id)
     assert store.get_run(run_id)["status"] == "stopped"  # not "failed"
+
+
+@pytest.mark.slow
+def test_sigkill_with_ema_tta_and_mixing_then_resume_matches_uninterrupted(tmp_path, cli):
+    # The EMA runs across epochs: its state is in the checkpoint, or the resumed average
+    # (and every metric evaluated with it) would differ.
+    args = ["train", "--dataset", "synthetic", "--model", "B2FL16", "--epochs", "3",
+            "--batch-size", "16", "--set", "data.synthetic_size=1200", "--set",
+            "measure.cost=false", "--set", "train.ema=0.99", "--set", "train.tta=true",
+            "--set", "data.augment.mixup_alpha=0.2", "--set", "data.augment.cutmix_alpha=1",
+            "--set", "optim.no_decay_norm_bias=true", "--set", "optim.weight_decay=1e-4",
+            "--quiet"]
+    killed = str(tmp_path / "killed.db")
+    run_id, done = _kill_when(args, killed, lambda rid, done: done >= 1, tmp_path)
+    assert 1 <= done < 3, "the kill must land before the run finished"
+    resumed = json.loads(cli("train", "--resume", run_id, "--store", killed, "--json",
+                             check=True).stdout)
+    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
+                           check=True).stdout)
+    assert resumed["status"] == "completed"
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
+        assert resumed["metrics"][key] == clean["metrics"][key], key
+    assert [e["val_loss"] for e in resumed["epochs"]] == [e["val_loss"] for e in clean["epochs"]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -34,12 +35,21 @@ class AugmentPlan:
     vflip: bool = False
     rotate_deg: float = 0.0
     erase_p: float = 0.0
+    mixup_alpha: float | None = None
+    cutmix_alpha: float | None = None
+    mix_p: float = 1.0
 
     @property
     def active(self) -> bool:
+        """Whether any per-image augmentation runs (mixing is :attr:`mixes`)."""
         return bool(
             self.crop_padding or self.hflip or self.vflip or self.rotate_deg or self.erase_p
         )
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches are mixed (mixup or cutmix), i.e. targets become soft."""
+        return bool((self.mixup_alpha or self.cutmix_alpha) and self.mix_p > 0)
 
 
 def _preset(name: str, side: int) -> AugmentPlan:
@@ -107,6 +117,62 @@ def random_erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
     mask = (in_y[:, :, None] & in_x[:, None, :] & on[:, None, None]).to(x.device)
     return x.masked_fill(mask[:, None], 0.0)
+
+
+def _beta(alpha: float, g: torch.Generator) -> float:
+    """A Beta(alpha, alpha) draw from the epoch's generator (torch's Beta takes none)."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    return float(np.random.default_rng(seed).beta(alpha, alpha))
+
+
+def paste_box(x: torch.Tensor, perm: torch.Tensor, lam: float,
+              g: torch.Generator) -> tuple[torch.Tensor, float]:
+    """CutMix (Yun et al.): a box of about ``1 - lam`` of the area, at a random centre (clipped
+    at the border), pasted from image ``perm[i]`` into image ``i``; returns the batch and the
+    share of each image that is still its own (the label weight).
+
+    >>> x = torch.zeros(2, 1, 4, 4); x[1] = 1
+    >>> out, kept = paste_box(x, torch.tensor([1, 0]), 0.75, torch.Generator().manual_seed(0))
+    >>> float(out[0].mean()) == 1 - kept
+    True
+    """
+    h, w = x.shape[-2:]
+    r = math.sqrt(1.0 - lam)
+    ch, cw = int(h * r), int(w * r)
+    cy = int(torch.randint(0, h, (1,), generator=g))
+    cx = int(torch.randint(0, w, (1,), generator=g))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch - ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    return out, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, num_classes: int, plan: AugmentPlan,
+              g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al.) or CutMix of a prepared batch with a shuffled copy of itself:
+    ``(batch, soft targets)``, the targets blended in the same proportion as the pixels.
+    With probability ``1 - plan.mix_p`` the batch is left as it is (one-hot targets); with
+    both alphas set, each mixed batch is one or the other, half and half.
+
+    >>> plan = AugmentPlan(mixup_alpha=0.4)
+    >>> x, t = mix_batch(torch.rand(8, 1, 4, 4), torch.arange(8) % 3, 3, plan,
+    ...                  torch.Generator().manual_seed(0))
+    >>> x.shape, torch.allclose(t.sum(1), torch.ones(8))
+    (torch.Size([8, 1, 4, 4]), True)
+    """
+    target = F.one_hot(y, num_classes).to(x.dtype)
+    kinds = [(k, a) for k, a in (("mixup", plan.mixup_alpha), ("cutmix", plan.cutmix_alpha)) if a]
+    if not kinds or float(_rand(1, g)) >= plan.mix_p:
+        return x, target
+    kind, alpha = kinds[int(_rand(1, g) < 0.5)] if len(kinds) == 2 else kinds[0]
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    lam = _beta(alpha, g)
+    if kind == "cutmix":
+        x, lam = paste_box(x, perm, lam, g)
+    else:
+        x = x * lam + x[perm] * (1.0 - lam)
+    return x, target * lam + target[perm] * (1.0 - lam)
 
 
 class BatchPrep:
