@@ -259,3 +259,12 @@ def test_sigkill_with_ema_tta_and_mixing_then_resume_matches_uninterrupted(tmp_p
     for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
         assert resumed["metrics"][key] == clean["metrics"][key], key
     assert [e["val_loss"] for e in resumed["epochs"]] == [e["val_loss"] for e in clean["epochs"]]
+
+
+def test_the_cli_says_an_exploding_run_diverged_and_exits_2(cli, tmp_path):
+    proc = cli("train", "--dataset", "digits", "--model", "simple-cnn", "--epochs", "2",
+               "--lr", "1e6", "--set", "measure.cost=false", "--quiet", "--store",
+               str(tmp_path / "runs.db"))
+    assert proc.returncode == 2
+    assert "diverged in epoch 1 (training loss exploded to" in proc.stderr
+    assert "Lower the learning rate" in proc.stderr and "Traceback" not in proc.stderr
