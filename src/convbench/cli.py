@@ -164,18 +164,21 @@ def train(
         if rid and s.get_run(rid).get("epochs"):
             err.print(f"Stopped. The last finished epoch is checkpointed: continue with "
                       f"`convbench train --resume {rid}`.", markup=False)
+        elif rid:
+            err.print(f"Stopped before the first epoch finished: `convbench train --resume "
+                      f"{rid}` starts it over under the same id.", markup=False)
         else:
-            err.print("Stopped before the first epoch finished: nothing to resume; start the "
-                      "run again.")
+            err.print("Stopped before the run started: start it again.")
         raise typer.Exit(130) from None
     if as_json:
         print_json(dict(run))
     else:
         show_run_summary(run)
     if run.status == "diverged":
-        epoch = run.metrics.get("diverged_epoch")
+        epoch, loss = run.metrics.get("diverged_epoch"), run.metrics.get("diverged_loss")
+        what = "became NaN/inf" if loss is None else f"exploded to {loss:.3g}"
         err.print(
-            f"error: run {run.id} diverged (loss became NaN/inf in epoch {epoch}). "
+            f"error: run {run.id} diverged in epoch {epoch} (training loss {what}). "
             "Lower the learning rate (--lr), add warm-up or gradient clipping "
             "(--set optim.grad_clip=1)."
         )

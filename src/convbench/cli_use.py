@@ -19,7 +19,8 @@ def predict_cmd(
     images: Annotated[list[str], typer.Argument(help="Image files and/or folders of images.")],
     top_k: Annotated[int, typer.Option("--top-k", help="Classes to list per image.")] = 5,
     tta: Annotated[bool, typer.Option(
-        "--tta", help="Average each image's probabilities with its mirror image's.")] = False,
+        "--tta", help="Average each image's logits over its mirror image and 1 px shifts "
+        "(as train.tta).")] = False,
     output: Annotated[Path | None, typer.Option(
         "--out", help="Also write the predictions to a .csv or .json file.")] = None,
     store: StoreOpt = None,

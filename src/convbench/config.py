@@ -105,6 +105,14 @@ class AugmentConfig(Section):
     rotate_deg: float | None = Field(None, ge=0, le=180, description="random rotation up to "
                                      "± this many degrees")
     erase_p: Probability | None = Field(None, description="random-erasing probability")
+    # Mixing (off unless an alpha is set): a batch is blended with a shuffled copy of itself
+    # and so are its labels (soft targets); not part of any preset.
+    mixup_alpha: float | None = Field(None, gt=0, description="mixup: Beta(alpha, alpha) "
+                                      "blend of two images and their labels (off if unset)")
+    cutmix_alpha: float | None = Field(None, gt=0, description="cutmix: a Beta(alpha, alpha)-"
+                                       "sized box pasted from another image (off if unset)")
+    mix_p: Probability = Field(1.0, description="probability that a batch is mixed (mixup "
+                               "or cutmix, half each when both are set)")
 
 
 class DataConfig(Section):
@@ -207,6 +215,8 @@ class OptimConfig(Section):
     momentum: Fraction = Field(0.9, description="SGD momentum (RMSprop: its momentum)")
     nesterov: bool = Field(False, description="Nesterov momentum (SGD)")
     weight_decay: float = Field(0.0, ge=0, description="L2 penalty")
+    no_decay_norm_bias: bool = Field(False, description="no weight decay on biases and "
+                                     "normalisation weights (parameters with ≤ 1 dimension)")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam/AdamW moment decays")
     eps: float = Field(1e-7, gt=0, description="Adam/AdamW/RMSprop denominator term")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
@@ -272,6 +282,10 @@ class TrainConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores "
                                 "available)")
     label_smoothing: Fraction = Field(0.0, description="cross-entropy label smoothing")
+    ema: float | None = Field(None, gt=0, lt=1, description="weight EMA decay (e.g. 0.999): "
+                              "validation, best weights and test use the averaged weights")
+    tta: bool = Field(False, description="test-time augmentation in evaluation: logits "
+                      "averaged over flips and ±1 px shifts")
     early_stopping: EarlyStopConfig = EarlyStopConfig()
     max_time_s: float | None = Field(None, gt=0, description="stop after this wall time")
 

@@ -103,6 +103,28 @@ def test_a_stopped_run_resumes_to_the_same_result(pages, tmp_path, tiny_config):
         train_detector(store=store, resume=resumed.id)
 
 
+def test_a_run_stopped_before_its_first_checkpoint_resumes_by_starting_over(pages, tmp_path,
+                                                                            tiny_config):
+    cfg = tiny_config(pages.parent, iterations=3, checkpoint_every=3)
+    store = Store(str(tmp_path / "runs.db"))
+    whole = train_detector(cfg, store=store)
+
+    def stop_at_one(iteration: int, loss: float) -> None:
+        if iteration == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        train_detector(cfg, store=store, on_iteration=stop_at_one)
+    run_id = info.value.run_id
+    assert not (store.run_dir(run_id) / "last.pt").exists()
+    resumed = train_detector(store=store, resume=run_id)
+    assert resumed.status == "completed" and resumed.id == run_id
+    a = json.loads(Path(whole["artifacts"]["losses"]).read_text())
+    b = json.loads(Path(resumed["artifacts"]["losses"]).read_text())
+    assert [i for i, _ in b] == [1, 2, 3]
+    assert [v for _, v in b] == pytest.approx([v for _, v in a], rel=1e-4)
+
+
 def test_the_optimiser_and_schedule_come_from_the_shared_registries(pages, tmp_path,
                                                                      tiny_config):
     with pytest.raises(UnknownNameError, match="adam"):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from inference_helpers import write_pngs
 
 from convbench.inference import predict
 from convbench.inference.trained import load_trained
+from convbench.training.tta import tta_logits
 
 
 def _argmax(shared, x: np.ndarray) -> list[str]:
@@ -48,6 +50,13 @@ def test_predict_in_python_with_csv_and_tta(shared):
     assert all(len(i.top) == 2 and i.top[0][0] in shared.classes for i in result.items)
     csv = result.write(shared.root / "five.csv").read_text().splitlines()
     assert csv[0] == "path,class_1,probability_1,class_2,probability_2" and len(csv) == 6
+    # --tta is train.tta's mechanism: softmax of the logits averaged over its six views.
+    trained = load_trained(shared.store, shared.run_id)
+    with torch.inference_mode():
+        x = trained.prep(torch.from_numpy(shared.test_x[:5]), train=False)
+        probs = tta_logits(trained.model.eval(), x).softmax(1)
+    for item, row in zip(result.items, probs, strict=True):
+        assert item.top[0][1] == pytest.approx(float(row.max()), abs=1e-4)
 
 
 def test_unreadable_files_are_listed_and_skipped(shared):

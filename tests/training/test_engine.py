@@ -8,7 +8,9 @@ import time
 import pytest
 
 import convbench
+from convbench.errors import ConvbenchError
 from convbench.store import Store
+from convbench.training.trainer import DIVERGED_FACTOR, diverged
 
 QUICK = {
     "data": {"dataset": "digits"},
@@ -164,3 +166,105 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, cli):
     assert [e["train_loss"] for e in resumed["epochs"]] == [
         e["train_loss"] for e in clean["epochs"]
     ]
+
+
+def test_an_exploding_loss_ends_the_run_as_diverged(store_url):
+    # Adam at LR 1e6 keeps the loss finite (1e21) but useless: that is divergence too.
+    cfg = {**QUICK, "model": {"name": "simple-cnn"}, "optim": {"name": "adam", "lr": 1e6},
+           "measure": {"cost": False}}
+    run = convbench.train(cfg, store=store_url)
+    assert run.status == "diverged"
+    m = run.metrics
+    assert m["diverged_epoch"] == 1
+    assert m["diverged_loss"] > DIVERGED_FACTOR * max(1.0, m["first_loss"])
+
+
+def test_a_normal_run_is_not_called_diverged():
+    assert not diverged(2.1, first=2.3) and not diverged(5.0, first=0.01)
+    assert diverged(float("nan"), first=2.3) and diverged(float("inf"), first=None)
+    assert diverged(1e21, first=2.3) and not diverged(1e21, first=None)
+
+
+def _kill_when(args, store, ready, tmp_path):
+    """Start `convbench train ARGS --store STORE`, SIGKILL it once ``ready(run_id, epochs)``."""
+    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
+    proc = subprocess.Popen([exe, *args, "--store", store], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        run_id, done = _store_epochs(store)
+        if run_id and ready(run_id, done):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return _store_epochs(store)
+
+
+@pytest.mark.slow
+def test_sigkill_before_the_first_epoch_then_resume_starts_over(tmp_path, cli):
+    args = ["train", "--dataset", "synthetic", "--model", "B2FL16", "--epochs", "2",
+            "--batch-size", "16", "--set", "data.synthetic_size=3000", "--set",
+            "measure.cost=false", "--quiet"]
+    killed = str(tmp_path / "killed.db")
+    run_id, done = _kill_when(args, killed, lambda rid, done: True, tmp_path)
+    assert done == 0, "the kill must land inside the first epoch"
+    run_dir = Store(killed).run_dir(run_id)
+    assert not (run_dir / "last.pt").exists()
+    assert Store(killed).get_run(run_id)["status"] == "running"
+
+    resumed = json.loads(cli("train", "--resume", run_id, "--store", killed, "--json",
+                             check=True).stdout)
+    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
+                           check=True).stdout)
+    assert resumed["id"] == run_id and resumed["status"] == "completed"
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
+        assert resumed["metrics"][key] == clean["metrics"][key], key
+    assert "starting over" in (run_dir / "train.log").read_text()
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(store_url):
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        convbench.train(QUICK, store=store_url, on_epoch=stop)
+    run_id = info.value.run_id
+    store = Store(store_url)
+    (store.run_dir(run_id) / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConvbenchError, match="unreadable"):
+        convbench.train(store=store_url, resume=run_id)
+    assert store.get_run(run_id)["status"] == "stopped"  # not "failed"
+
+
+@pytest.mark.slow
+def test_sigkill_with_ema_tta_and_mixing_then_resume_matches_uninterrupted(tmp_path, cli):
+    # The EMA runs across epochs: its state is in the checkpoint, or the resumed average
+    # (and every metric evaluated with it) would differ.
+    args = ["train", "--dataset", "synthetic", "--model", "B2FL16", "--epochs", "3",
+            "--batch-size", "16", "--set", "data.synthetic_size=1200", "--set",
+            "measure.cost=false", "--set", "train.ema=0.99", "--set", "train.tta=true",
+            "--set", "data.augment.mixup_alpha=0.2", "--set", "data.augment.cutmix_alpha=1",
+            "--set", "optim.no_decay_norm_bias=true", "--set", "optim.weight_decay=1e-4",
+            "--quiet"]
+    killed = str(tmp_path / "killed.db")
+    run_id, done = _kill_when(args, killed, lambda rid, done: done >= 1, tmp_path)
+    assert 1 <= done < 3, "the kill must land before the run finished"
+    resumed = json.loads(cli("train", "--resume", run_id, "--store", killed, "--json",
+                             check=True).stdout)
+    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
+                           check=True).stdout)
+    assert resumed["status"] == "completed"
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
+        assert resumed["metrics"][key] == clean["metrics"][key], key
+    assert [e["val_loss"] for e in resumed["epochs"]] == [e["val_loss"] for e in clean["epochs"]]
+
+
+def test_the_cli_says_an_exploding_run_diverged_and_exits_2(cli, tmp_path):
+    proc = cli("train", "--dataset", "digits", "--model", "simple-cnn", "--epochs", "2",
+               "--lr", "1e6", "--set", "measure.cost=false", "--quiet", "--store",
+               str(tmp_path / "runs.db"))
+    assert proc.returncode == 2
+    assert "diverged in epoch 1 (training loss exploded to" in proc.stderr
+    assert "Lower the learning rate" in proc.stderr and "Traceback" not in proc.stderr

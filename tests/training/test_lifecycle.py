@@ -62,3 +62,27 @@ def test_only_a_run_of_the_same_kind_that_has_not_completed_is_taken_back(store)
         resume_target(store, done.id, "demo")
     with pytest.raises(StoreError, match="is a demo run, not a detection run"):
         resume_target(store, done.id, "detect", "detection")
+
+
+def test_mean_power_is_the_energy_over_the_whole_run_not_its_last_segment(store):
+    import time
+
+    start = time.perf_counter()
+    with recorded_run(store, "demo", {}) as run:
+        end = time.process_time() + 0.6
+        while time.process_time() < end:  # busy: about one core's power
+            pass
+        run.energy_j()  # banked, as every checkpoint does
+        time.sleep(0.6)  # idle: almost none
+    wall = time.perf_counter() - start
+    m = store.get_run(run.id)["metrics"]
+    assert m["mean_power_w"] == pytest.approx(m["energy_j"] / wall, rel=0.25)
+
+
+def test_a_resumed_run_averages_power_over_all_its_segments(store):
+    with pytest.raises(KeyboardInterrupt), recorded_run(store, "demo", {}) as run:
+        raise KeyboardInterrupt
+    with recorded_run(store, "demo", {}, resume=run.id) as again:
+        again.energy_before_j, again.energy_before_s = 500.0, 10.0  # from its checkpoint
+    m = store.get_run(run.id)["metrics"]
+    assert m["energy_j"] >= 500.0 and m["mean_power_w"] == pytest.approx(50.0, rel=0.1)

@@ -118,3 +118,11 @@ def test_command_line(clipart, cli, tmp_path):
     failed = cli("data", "from-filenames", str(src), "--classes", str(classes),
                  "--out", str(tmp_path / "cli3"))  # default --min-images 25: nothing left
     assert failed.returncode == 2 and "--min-images" in failed.stderr
+
+
+def test_a_class_that_matched_no_file_is_listed_among_the_dropped(clipart, tmp_path):
+    src, classes = clipart
+    (tmp_path / "more.txt").write_text(classes.read_text() + "walrus\n")
+    r = from_filenames(src, tmp_path / "more.txt", tmp_path / "out", min_images=3)
+    assert r.dropped["walrus"] == "no image matched"
+    assert r.dropped["tench"] == "1 image < 3" and "walrus" not in r.counts

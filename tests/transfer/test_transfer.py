@@ -205,3 +205,22 @@ def test_gradual_unfreezing_trains_the_head_first(start_weights):
     assert not torch.equal(last["model"]["features.0.0.weight"], start["features.0.0.weight"])
     scales = {g["name"]: g["lr_scale"] for g in last["optimizer"]["param_groups"]}
     assert scales == {"features.0": 1.0, "features.1": 1.0, "head": 1.0}
+
+
+def test_no_decay_on_norms_and_biases_keeps_gradual_unfreezing(start_weights):
+    store, path = start_weights
+    start = load_file(path)
+    config = tiny(model={"name": "B2FL4", "batch_norm": True, "pretrained": path,
+                         "transfer": {"unfreeze_after": 1}},
+                  optim={"name": "adamw", "weight_decay": 0.1, "no_decay_norm_bias": True},
+                  train={"epochs": 2, "batch_size": 32, "threads": 1})
+    run = train(config, store=store)
+    assert run["status"] == "completed"
+    last = torch.load(run["artifacts"]["checkpoint"], weights_only=True)
+    groups = last["optimizer"]["param_groups"]
+    # each transfer group split in two halves that both follow its unfreezing plan
+    assert sorted(g["name"] for g in groups) == ["features.0", "features.0", "features.1",
+                                                 "features.1", "head", "head"]
+    assert {g["lr_scale"] for g in groups} == {1.0}
+    assert sorted(g["weight_decay"] for g in groups) == [0.0] * 3 + [0.1] * 3
+    assert not torch.equal(last["model"]["features.0.0.weight"], start["features.0.0.weight"])

@@ -27,6 +27,7 @@ from ..models import create_model, input_requirements
 from ..store import Store
 from ..training.augment import BatchPrep
 from ..training.device import amp_dtype, autocast, select_device
+from ..training.tta import tta_logits
 
 PREDICTIONS = "predictions.npz"
 BEST = "best.safetensors"
@@ -108,13 +109,15 @@ def open_run(store: Store, run_id: str, weights: str = "best") -> Loaded:
 
 @torch.inference_mode()
 def logits_of(model: nn.Module, prep: BatchPrep, x: torch.Tensor, batch: int = 256,
-              amp: bool = False) -> torch.Tensor:
+              amp: bool = False, tta: bool = False) -> torch.Tensor:
     """Logits of uint8 images ``x``, in batches; ``amp`` as the trainer evaluates (bf16 on
-    CPUs that have it), so the predictions match the run's recorded test metrics."""
+    CPUs that have it), so the predictions match the run's recorded test metrics; ``tta``
+    averages them over the trainer's test-time views (:mod:`convbench.training.tta`)."""
     model.eval()
     device = prep.device
+    forward = (lambda v: tta_logits(model, v)) if tta else model
     with autocast(device, amp_dtype(device, amp)):
-        outs = [model(prep(x[i:i + batch], train=False)).float()
+        outs = [forward(prep(x[i:i + batch], train=False)).float()
                 for i in range(0, len(x), batch)]
     return torch.cat(outs) if outs else torch.zeros(0)
 

@@ -148,9 +148,10 @@ def from_filenames(src: str | Path, classes_file: str | Path, out: str | Path, *
         n = len(members.get(i, []))
         if single_word and not c.single_word:
             dropped[c.folder] = "more than one word"
+        elif n == 0:  # listed too, so a misspelt class name is noticed
+            dropped[c.folder] = "no image matched"
         elif n < min_images:
-            if n:
-                dropped[c.folder] = f"{n} image{'s' * (n != 1)} < {min_images}"
+            dropped[c.folder] = f"{n} image{'s' * (n != 1)} < {min_images}"
         else:
             kept.append(i)
     if not kept:

@@ -163,8 +163,8 @@ def train(
         _show_metrics(f"run {run['id']} {run.get('name') or ''} — {run['status']}",
                       run.get("metrics") or {})
     if run["status"] == "diverged":
-        raise ConvbenchError(f"Run {run['id']} diverged (loss became NaN/inf). Lower train.lr "
-                             "or raise train.warmup_iters.")
+        raise ConvbenchError(f"Run {run['id']} diverged (loss became NaN/inf or exploded). "
+                             "Lower train.lr or raise train.warmup_iters.")
 
 
 @app.command("eval")

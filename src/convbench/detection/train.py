@@ -80,14 +80,15 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
             if on_data_issues is not None:
                 on_data_issues(train_ds.issue_report(run.dir / LOG))
         trainer = DetectTrainer(cfg, store, run.id, train_ds, test_ds, quiet, on_iteration)
-        trainer.energy_so_far = run.energy_j
-        if resume:
-            trainer.restore()
+        trainer.energy_so_far = run.energy_so_far
+        if resume and trainer.restore():
             run.energy_before_j = trainer.state.energy_j
+            run.energy_before_s = trainer.state.energy_s
             epochs_done = math.floor(trainer.state.iteration * cfg.train.batch_size
                                      / len(train_ds.pages))
             store.truncate_epochs(run.id, epochs_done)
-        else:
+        else:  # new, or killed before its first checkpoint: (re)started from the beginning
+            store.truncate_epochs(run.id, 0)
             (run.dir / CONFIG_FILE).write_text(dump(cfg))
         run.status = trainer.fit()
         run.metrics = trainer.finish() if run.status == "completed" else {

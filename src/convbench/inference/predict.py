@@ -77,11 +77,9 @@ def check_out(path: str | Path | None) -> None:
 
 
 def _probabilities(trained: Trained, x: torch.Tensor, tta: bool) -> torch.Tensor:
-    amp = trained.cfg.train.amp
-    probs = logits_of(trained.model, trained.prep, x, amp=amp).softmax(1)
-    if tta:  # horizontal flip: the one test-time augmentation that suits most image data
-        probs = (probs + logits_of(trained.model, trained.prep, x.flip(3), amp=amp).softmax(1)) / 2
-    return probs
+    # tta: the trainer's test-time views (train.tta), so --tta predicts as such a run evaluates
+    return logits_of(trained.model, trained.prep, x, amp=trained.cfg.train.amp,
+                     tta=tta).softmax(1)
 
 
 def _bar(total: int, quiet: bool):
@@ -135,7 +133,8 @@ def predict(run: str, images: list[str | Path] | str | Path, *, store: Store | s
     """Top-``k`` classes of each image (files, or folders of images) by trained run ``run``.
 
     The run's own preparation is applied (channels, size, normalisation of its training
-    data); ``tta`` averages each image's probabilities with its mirror image's.
+    data); ``tta`` averages each image's logits over its mirror image and one-pixel shifts
+    (the views of ``train.tta``, :mod:`convbench.training.tta`).
 
     >>> result = predict("3f9c01ab", "photos/", top_k=3)   # doctest: +SKIP
     >>> [(i.path, i.top[0][0]) for i in result.items][:1]  # doctest: +SKIP

@@ -16,10 +16,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import AugmentConfig
+
+# A channel whose train std is below one grey level (0..1 scale) carries no information to
+# scale: dividing by it would blow rounding noise up (or, at exactly 0, make every input NaN,
+# which then looks like a diverged run). Such a channel is centred and left unscaled.
+MIN_STD = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,21 @@ class AugmentPlan:
     vflip: bool = False
     rotate_deg: float = 0.0
     erase_p: float = 0.0
+    mixup_alpha: float | None = None
+    cutmix_alpha: float | None = None
+    mix_p: float = 1.0
 
     @property
     def active(self) -> bool:
+        """Whether any per-image augmentation runs (mixing is :attr:`mixes`)."""
         return bool(
             self.crop_padding or self.hflip or self.vflip or self.rotate_deg or self.erase_p
         )
+
+    @property
+    def mixes(self) -> bool:
+        """Whether batches are mixed (mixup or cutmix), i.e. targets become soft."""
+        return bool((self.mixup_alpha or self.cutmix_alpha) and self.mix_p > 0)
 
 
 def _preset(name: str, side: int) -> AugmentPlan:
@@ -104,6 +119,62 @@ def random_erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     return x.masked_fill(mask[:, None], 0.0)
 
 
+def _beta(alpha: float, g: torch.Generator) -> float:
+    """A Beta(alpha, alpha) draw from the epoch's generator (torch's Beta takes none)."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    return float(np.random.default_rng(seed).beta(alpha, alpha))
+
+
+def paste_box(x: torch.Tensor, perm: torch.Tensor, lam: float,
+              g: torch.Generator) -> tuple[torch.Tensor, float]:
+    """CutMix (Yun et al.): a box of about ``1 - lam`` of the area, at a random centre (clipped
+    at the border), pasted from image ``perm[i]`` into image ``i``; returns the batch and the
+    share of each image that is still its own (the label weight).
+
+    >>> x = torch.zeros(2, 1, 4, 4); x[1] = 1
+    >>> out, kept = paste_box(x, torch.tensor([1, 0]), 0.75, torch.Generator().manual_seed(0))
+    >>> float(out[0].mean()) == 1 - kept
+    True
+    """
+    h, w = x.shape[-2:]
+    r = math.sqrt(1.0 - lam)
+    ch, cw = int(h * r), int(w * r)
+    cy = int(torch.randint(0, h, (1,), generator=g))
+    cx = int(torch.randint(0, w, (1,), generator=g))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch - ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    return out, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, num_classes: int, plan: AugmentPlan,
+              g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al.) or CutMix of a prepared batch with a shuffled copy of itself:
+    ``(batch, soft targets)``, the targets blended in the same proportion as the pixels.
+    With probability ``1 - plan.mix_p`` the batch is left as it is (one-hot targets); with
+    both alphas set, each mixed batch is one or the other, half and half.
+
+    >>> plan = AugmentPlan(mixup_alpha=0.4)
+    >>> x, t = mix_batch(torch.rand(8, 1, 4, 4), torch.arange(8) % 3, 3, plan,
+    ...                  torch.Generator().manual_seed(0))
+    >>> x.shape, torch.allclose(t.sum(1), torch.ones(8))
+    (torch.Size([8, 1, 4, 4]), True)
+    """
+    target = F.one_hot(y, num_classes).to(x.dtype)
+    kinds = [(k, a) for k, a in (("mixup", plan.mixup_alpha), ("cutmix", plan.cutmix_alpha)) if a]
+    if not kinds or float(_rand(1, g)) >= plan.mix_p:
+        return x, target
+    kind, alpha = kinds[int(_rand(1, g) < 0.5)] if len(kinds) == 2 else kinds[0]
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    lam = _beta(alpha, g)
+    if kind == "cutmix":
+        x, lam = paste_box(x, perm, lam, g)
+    else:
+        x = x * lam + x[perm] * (1.0 - lam)
+    return x, target * lam + target[perm] * (1.0 - lam)
+
+
 class BatchPrep:
     """Turns a uint8 batch into the float batch the model wants, on the target device."""
 
@@ -130,9 +201,23 @@ class BatchPrep:
                 self._convert_channels(mean_t[None, :, None, None])[0, :, 0, 0],
                 self._convert_channels(std_t[None, :, None, None])[0, :, 0, 0],
             )
+        constant = std_t < MIN_STD
+        #: 0-based indices of the (model-input) channels that are constant in the training data
+        self.constant_channels: list[int] = constant.nonzero().flatten().tolist()
+        std_t = torch.where(constant, torch.ones_like(std_t), std_t)
         # Fold /255 and normalisation into one multiply-add.
         self.scale = (1.0 / (255.0 * std_t)).view(1, -1, 1, 1).to(device)
         self.shift = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
+
+    def constant_note(self) -> str | None:
+        """A run-log line naming the constant channels (see ``MIN_STD``), or None."""
+        if not self.constant_channels:
+            return None
+        many = len(self.constant_channels) > 1
+        names = ", ".join(str(c + 1) for c in self.constant_channels)
+        return (f"data: channel{'s' * many} {names} {'are' if many else 'is'} constant in the "
+                "training images (std 0): centred "
+                "but not scaled (dividing by its std would make every input NaN)")
 
     def _convert_channels(self, x: torch.Tensor) -> torch.Tensor:
         if self.in_channels == 1 and self.channels == 3:

@@ -13,23 +13,24 @@ from ..atomic import atomic_write
 from ..errors import WeightsError
 
 
+class CheckpointRefused(WeightsError):
+    """A checkpoint a resume cannot use (unreadable, or not of the run's config): the run is
+    left as it was, not recorded as failed (:func:`~.lifecycle.recorded_run`)."""
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Save training state (tensors, numbers, strings, lists, dicts only)."""
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint without running pickled code."""
+    """Load a checkpoint without running pickled code (the caller checks that it exists: a run
+    killed before its first checkpoint has none, and starts over)."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(
-            f"Checkpoint {str(path)!r} not found; the run cannot be resumed "
-            "(it never finished an epoch). Start it again with `convbench train`."
-        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file: say so instead of a traceback
-        raise WeightsError(
+        raise CheckpointRefused(
             f"Checkpoint {str(path)!r} is unreadable ({err.__class__.__name__})."
         ) from None
 

@@ -23,11 +23,13 @@ from ..data import DataBundle, Split
 from ..measure import classification_metrics
 from ..models import create_model, input_requirements
 from ..store import Store
-from .augment import BatchPrep
+from .augment import BatchPrep, mix_batch
 from .checkpoint import save_weights
 from .device import amp_dtype, autocast, select_device, set_threads
+from .ema import WeightEma
 from .task import FitState, Step
 from .trainer import Trainer
+from .tta import tta_logits
 
 BEST = "best.safetensors"
 
@@ -87,6 +89,7 @@ class ClassificationTask:
         x = bundle.train.x
         on_gpu = self.device.type == "cuda" and x.numel() < 2**31
         self.train_x = x.to(self.device) if on_gpu else x
+        self.ema: WeightEma | None = None  # train.ema: built with the model
 
     # ----- model -------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -95,7 +98,13 @@ class ClassificationTask:
         model = model.to(self.device)
         if t.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if t.ema:
+            self.ema = WeightEma(model, t.ema)
         return model
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The weights evaluation and the best-epoch file use: the EMA's when ``train.ema``."""
+        return self.ema.model if self.ema is not None else model
 
     def param_groups(self, model: nn.Module) -> list:
         groups = getattr(model, "param_groups", None)  # transfer learning: per-part LR scales
@@ -123,20 +132,30 @@ class ClassificationTask:
         self.seen = 0
         return self.iters_per_epoch
 
-    def batch(self, step: int, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int, iteration: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                       torch.Tensor]:
+        """``(images, labels, targets)``: the targets are the labels, or soft ones for a batch
+        that mixup/cutmix blended."""
         bs = self.cfg.train.batch_size
         idx = self.order[step * bs : (step + 1) * bs]
         x = self.prep(self.train_x[idx.to(self.train_x.device)], train=True, generator=self.aug)
-        return x, self.bundle.train.y[idx].to(self.device, non_blocking=True)
+        y = self.bundle.train.y[idx].to(self.device, non_blocking=True)
+        if not self.prep.plan.mixes:
+            return x, y, y
+        x, target = mix_batch(x, y, self.bundle.num_classes, self.prep.plan, self.aug)
+        return x, y, target
 
-    def forward(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> Step:
-        x, y = batch
+    def forward(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> Step:
+        x, y, target = batch
         with autocast(self.device, self.amp):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.train.label_smoothing)
+        loss = F.cross_entropy(logits.float(), target,
+                               label_smoothing=self.cfg.train.label_smoothing)
         return Step(loss, outputs=(logits.detach(), y))
 
     def after_step(self, step: Step, lr: float, state: FitState) -> None:
+        if self.ema is not None:
+            self.ema.update()
         logits, y = step.outputs
         self.loss_sum += step.loss.detach() * len(y)
         self.correct += (logits.argmax(1) == y).sum()
@@ -160,6 +179,7 @@ class ClassificationTask:
 
     def end_epoch(self, epoch: int, row: dict[str, Any], model: nn.Module,
                   state: FitState) -> dict[str, Any]:
+        model = self.eval_model(model)
         row |= self.validate(model)
         self._track_best(row, epoch, model, state)
         return row
@@ -174,22 +194,26 @@ class ClassificationTask:
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {}  # all per-epoch: rebuilt by start_epoch
+        # The rest is per-epoch, rebuilt by start_epoch; the EMA runs across epochs.
+        return {"ema": self.ema.state_dict()} if self.ema is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
 
     # ----- evaluation --------------------------------------------------------------------
     @torch.inference_mode()
     def logits(self, model: nn.Module, split: Split) -> torch.Tensor:
-        """Logits of a split in eval mode, on the CPU."""
+        """Logits of a split in eval mode, on the CPU (averaged over views with
+        ``train.tta``)."""
         model.eval()
         outs = []
         bs = self.cfg.train.eval_batch_size
+        forward = (lambda x: tta_logits(model, x)) if self.cfg.train.tta else model
         for i in range(0, len(split), bs):
             x = self.prep(split.x[i : i + bs], train=False)
             with autocast(self.device, self.amp):
-                outs.append(model(x).float().cpu())
+                outs.append(forward(x).float().cpu())
         return torch.cat(outs) if outs else torch.zeros(0, self.bundle.num_classes)
 
     def validate(self, model: nn.Module) -> dict[str, float | None]:
@@ -272,8 +296,8 @@ class ClassificationTrainer(Trainer):
         self.threads, self.amp = task.threads, task.amp
 
     def logits(self, split: Split) -> torch.Tensor:
-        return self.task.logits(self.model, split)
+        return self.task.logits(self.task.eval_model(self.model), split)
 
     def validate(self) -> dict[str, float | None]:
-        return self.task.validate(self.model)
+        return self.task.validate(self.task.eval_model(self.model))
 

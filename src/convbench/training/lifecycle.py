@@ -18,6 +18,7 @@ itself only fills in ``metrics``, ``artifacts`` and, where it is not a success, 
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..measure.memory import PeakMemory
 from ..results import Run
 from ..runlog import LOG, append_log
 from ..store import Store
+from .checkpoint import CheckpointRefused
 from .device import environment, select_device
 
 
@@ -128,9 +130,14 @@ class RecordedRun:
         self.status = "completed"
         self.metrics: dict[str, Any] = {}
         self.artifacts: dict[str, str] = {"log": LOG}
+        # Joules and metered seconds of the run's earlier (resumed) segments, from the
+        # checkpoint: the run's energy and mean power cover all of its segments.
         self.energy_before_j = 0.0
+        self.energy_before_s = 0.0
         self._meter = meter
         self._banked_j = 0.0
+        self._started = time.perf_counter()
+        self._seconds = 0.0
         self._method: dict[str, Any] = {}
 
     def log(self, *lines: str) -> None:
@@ -143,8 +150,15 @@ class RecordedRun:
         if self._meter is not None:
             self._method = self._meter.stop()
             self._banked_j += self._method["energy_j"]
+            self._seconds = time.perf_counter() - self._started
             self._meter.start()
         return self.energy_before_j + self._banked_j
+
+    def energy_so_far(self) -> tuple[float, float]:
+        """``(joules, metered seconds)`` of the run so far, earlier segments included: what a
+        checkpoint banks (``energy_j``, ``energy_s``) for a resumed run to count on."""
+        joules = self.energy_j()
+        return joules, self.energy_before_s + self._seconds
 
     def _close_meter(self) -> None:
         if self._meter is not None:
@@ -153,8 +167,12 @@ class RecordedRun:
             self._meter = None
 
     def _energy_metrics(self, price: float, grid: float | None) -> dict[str, Any]:
-        return energy_figures(self.energy_before_j + self._banked_j, self._method,
-                              price_per_kwh=price, grid_gco2_per_kwh=grid)
+        joules = self.energy_before_j + self._banked_j
+        seconds = self.energy_before_s + self._seconds
+        # Mean power of the whole run (docs/measuring.md: energy_j / wall time), not of the
+        # meter's last segment (since the last checkpoint).
+        method = self._method | {"mean_power_w": joules / seconds if seconds > 0 else None}
+        return energy_figures(joules, method, price_per_kwh=price, grid_gco2_per_kwh=grid)
 
     def _artifact_paths(self) -> dict[str, str]:
         return {k: str(self.dir / f) for k, f in self.artifacts.items() if (self.dir / f).exists()}
@@ -175,11 +193,15 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
       to the work), the existing ``run.artifacts``;
     - Ctrl-C or SIGTERM: status ``stopped`` (resumable from the last checkpoint); the exception
       goes on with ``run_id`` set, for the caller's "continue with --resume ID" line;
+    - a resume refused for its checkpoint (:class:`~.checkpoint.CheckpointRefused`): the
+      status it had before (a run a kill left ``running`` stays so), then re-raised;
     - any other exception: status ``failed`` with :func:`error_text` of it, then re-raised.
     """
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
+    before = None
     if resume:
         run_id = store.resolve_id(resume)
+        before = store.get_run(run_id)["status"]
         store.update(run_id, status="running")
     else:
         n = threads if threads is not None else torch.get_num_threads()
@@ -199,6 +221,9 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
     except (KeyboardInterrupt, Stopped) as stop:
         store.update(run_id, status="stopped", ended=True)
         stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
+        raise
+    except CheckpointRefused:
+        store.update(run_id, status=before)  # a refused resume changes nothing
         raise
     except BaseException as err:
         store.update(run_id, status="failed", metrics={"error": error_text(err)}, ended=True)

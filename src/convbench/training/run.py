@@ -37,8 +37,9 @@ def train(
 ) -> Run:
     """Train one network and record everything in the store; return the stored run.
 
-    ``resume`` continues a killed or stopped run from its last epoch checkpoint; it ends with
-    the same numbers an uninterrupted run of the same seed gives.
+    ``resume`` continues a killed or stopped run from its last epoch checkpoint (or, killed
+    before its first one, starts it over under the same id); it ends with the same numbers an
+    uninterrupted run of the same seed gives.
 
     >>> run = train({"model": {"name": "simple-cnn"}, "train": {"epochs": 1}})  # doctest: +SKIP
     >>> run.status                                                               # doctest: +SKIP
@@ -62,15 +63,21 @@ def train(
         if lr_bounds:
             store.update(run.id, metrics={"lr_bounds": lr_bounds})
         trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)
-        trainer.energy_so_far = run.energy_j
-        if resume:
-            trainer.restore()
+        trainer.energy_so_far = run.energy_so_far
+        if resume and trainer.restore():
             run.energy_before_j = trainer.state.energy_j
+            run.energy_before_s = trainer.state.energy_s
             store.truncate_epochs(run.id, trainer.state.epoch)
             run.log(f"resumed after epoch {trainer.state.epoch}")
         else:
+            if resume:  # killed before its first checkpoint: the same run, started over
+                run.log("resumed before the first checkpoint: starting over (same id, config "
+                        "and seed)")
+                store.truncate_epochs(run.id, 0)  # a row stored just before the kill
             (run.dir / "config.yaml").write_text(cfgmod.dump(cfg))
             run.log(*bundle.notes)
+            if note := trainer.prep.constant_note():
+                run.log(note)
             if note := ignored_fields_note(cfg.model):
                 run.log(note)
                 if not quiet:
@@ -83,6 +90,8 @@ def train(
                 "epochs_run": trainer.state.epoch,
                 "train_time_s": trainer.state.train_time_s,
                 "diverged_epoch": trainer.state.extra.get("diverged_epoch"),
+                "diverged_loss": trainer.state.extra.get("diverged_loss"),
+                "first_loss": trainer.state.extra.get("first_loss"),
             }
         )
         run.artifacts |= {"checkpoint": LAST, "best_weights": BEST, "config": "config.yaml"}

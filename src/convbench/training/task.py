@@ -42,6 +42,7 @@ class FitState:
     bad_epochs: int = 0
     train_time_s: float = 0.0
     energy_j: float = 0.0
+    energy_s: float = 0.0  # metered seconds of that energy (for the run's mean power)
     time_to_target_s: float | None = None
     # Training time of the epoch in progress (a run may be checkpointed inside an epoch).
     epoch_time_s: float = 0.0

@@ -23,17 +23,34 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
 from ..measure import measure_model
 from ..runlog import LOG, append_log
 from ..store import Store
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointRefused, load_checkpoint, save_checkpoint
 from .optim import make_optimizer
 from .progress import Progress
 from .schedules import make_schedule
 from .task import FitState, Step, Task
 
 CHECKPOINT = "last.pt"
+
+# An epoch whose mean training loss is more than this many times the loss of the run's first
+# batch (the untrained network's, at least 1) has diverged even if the loss is still finite:
+# cross-entropy starts near ln(classes), and no run that learns anything averages 100× that
+# over an epoch, while a run the LR blew up does (Adam at LR 1e6: 1e21).
+DIVERGED_FACTOR = 100.0
+
+
+def diverged(loss: float, first: float | None) -> bool:
+    """Whether an epoch's mean training loss means the run diverged: NaN/inf, or more than
+    ``DIVERGED_FACTOR`` × ``max(1, first)``, ``first`` being the loss of the run's first batch.
+
+    >>> diverged(0.4, first=2.3), diverged(float("nan"), first=2.3), diverged(1e21, first=2.3)
+    (False, True, True)
+    """
+    if not math.isfinite(loss):
+        return True
+    return first is not None and loss > DIVERGED_FACTOR * max(1.0, first)
 
 # Called after every optimiser step with (lr, loss, *task outputs); True ends the epoch early.
 BatchHook = Callable[..., bool]
@@ -68,14 +85,15 @@ class Trainer:
         self.state = FitState()
         # Joules the run has used so far (its lifecycle's meter, set by the caller): banked in
         # every checkpoint, so a resumed run counts the energy of its earlier segments too.
-        self.energy_so_far: Callable[[], float] | None = None
+        # (joules, seconds) so far (:meth:`RecordedRun.energy_so_far`).
+        self.energy_so_far: Callable[[], tuple[float, float]] | None = None
         self._pending: Step | None = None
 
     # ----- checkpoints -------------------------------------------------------------------
     def save(self) -> None:
         """Checkpoint everything a resumed run needs (energy so far banked first)."""
         if self.energy_so_far is not None:
-            self.state.energy_j = self.energy_so_far()
+            self.state.energy_j, self.state.energy_s = self.energy_so_far()
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -86,9 +104,14 @@ class Trainer:
             "task": self.task.state_dict(),
         })
 
-    def restore(self) -> None:
-        """Continue from the run's last checkpoint."""
-        ckpt = load_checkpoint(self.run_dir / CHECKPOINT)
+    def restore(self) -> bool:
+        """Continue from the run's last checkpoint; False, changing nothing, when there is
+        none (the run was killed before its first checkpoint: nothing was lost, and training
+        from this fresh state is exactly the run started over)."""
+        path = self.run_dir / CHECKPOINT
+        if not path.is_file():
+            return False
+        ckpt = load_checkpoint(path)
         try:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -96,12 +119,13 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
             state = FitState(**ckpt["state"])
         except (KeyError, RuntimeError, TypeError, ValueError) as err:
-            raise WeightsError(f"Checkpoint of run {self.run_id} does not fit its config "
-                               f"({type(err).__name__}). Start a new run instead.") from None
+            raise CheckpointRefused(f"Checkpoint of run {self.run_id} does not fit its config "
+                                    f"({type(err).__name__}). Start a new run instead.") from None
         if "torch_rng" in ckpt:
             torch.set_rng_state(ckpt["torch_rng"])
         self.state = state
         self.task.load_state_dict(ckpt.get("task") or {})
+        return True
 
     # ----- one epoch ---------------------------------------------------------------------
     def train_epoch(self, epoch: int, progress: Progress,
@@ -122,6 +146,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             step = task.forward(self.model, batch)
+            if s.iteration == 0:  # the untrained network's loss: the divergence reference
+                s.extra["first_loss"] = (step.value if step.value is not None
+                                         else float(step.loss.detach()))
             if step.value is not None and not math.isfinite(step.value):
                 s.extra["diverged_iteration"] = s.iteration + 1
                 return {"train_loss": step.value}
@@ -173,14 +200,17 @@ class Trainer:
     # ----- the run -----------------------------------------------------------------------
     def fit(self, on_epoch: EpochHook | None = None) -> str:
         """Train the remaining epochs; return the final status: ``completed``, ``diverged``
-        or ``stopped`` (``on_epoch`` returned True)."""
+        (see :func:`diverged`) or ``stopped`` (``on_epoch`` returned True)."""
         task, s = self.task, self.state
         with Progress(task.epochs, quiet=self.quiet) as progress:
             while (epoch := task.next_epoch(s)) is not None:
                 row = self.train_epoch(epoch, progress)
-                if not math.isfinite(row["train_loss"]):
-                    self.log(f"epoch {epoch}: loss became {row['train_loss']}; diverged")
-                    s.extra["diverged_epoch"] = epoch
+                loss, first = row["train_loss"], s.extra.get("first_loss")
+                if diverged(loss, first):
+                    why = ("" if not math.isfinite(loss) else
+                           f", over {DIVERGED_FACTOR:g}× the first batch's {first:.4g}")
+                    self.log(f"epoch {epoch}: training loss became {loss:.4g}{why}; diverged")
+                    s.extra["diverged_epoch"], s.extra["diverged_loss"] = epoch, loss
                     return "diverged"
                 row = task.end_epoch(epoch, row, self.model, s)
                 s.epoch = epoch = row.get("epoch", epoch)
