@@ -72,9 +72,9 @@ class ScreenStop:
         if not p or n <= self._warm(total):
             return None
         loss = curve.loss_smooth[-1]
-        if self._start is None:
-            self._start = loss  # the smoothed loss once the EMA has settled
-            return None
+        if self._start is None:  # the smoothed loss once the EMA has settled
+            self._start = curve.loss_smooth[self._warm(total)]
+        # Called once per iteration: count the iterations in a row above the start.
         self._above = self._above + 1 if loss > self._start else 0
         if self._above < max(self._warm(total), math.ceil(p * total)):
             return None
