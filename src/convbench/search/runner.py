@@ -295,19 +295,19 @@ def reseed(spec: sp.SearchSpec, screen_study: optuna.Study) -> int:
 
 def audit_candidates(spec: sp.SearchSpec, studies: dict[str, optuna.Study],
                      decisions: dict[str, dict], sample: int | None, seed: int) -> list[dict]:
-    """Discarded (screen) or pruned configurations, all or a seeded sample."""
-    if spec.search.strategy == "screen":
-        cands = [{"point": d["point"], "key": k, "lr_bounds": d["bounds"]}
-                 for k, d in sorted(decisions.items()) if not d["kept"]]
-    else:
-        cands = []
-        for t in trials(studies["train"], (TrialState.PRUNED,)):
-            a = t.user_attrs
-            item = {"point": a["point"], "key": a["key"]}
-            if "lr_lower" in a:  # screened online: train between its own bounds
-                item["lr_bounds"] = bounds_of(a)
-            cands.append(item)
-        cands.sort(key=lambda c: c["key"])
+    """Discarded (screen) or pruned configurations (also survivors of a screen that
+    successive halving pruned), all or a seeded sample."""
+    cands = [{"point": d["point"], "key": k, "lr_bounds": d["bounds"]}
+             for k, d in sorted(decisions.items()) if not d["kept"]]
+    for t in trials(studies["train"], (TrialState.PRUNED,)):
+        a = t.user_attrs
+        item = {"point": a["point"], "key": a["key"]}
+        if "lr_lower" in a:  # screened online: train between its own bounds
+            item["lr_bounds"] = bounds_of(a)
+        elif a.get("lr_bounds"):  # a screen's survivor: between the bounds it was given
+            item["lr_bounds"] = a["lr_bounds"]
+        cands.append(item)
+    cands.sort(key=lambda c: c["key"])
     if sample is not None and sample < len(cands):
         cands = sorted(random.Random(seed).sample(cands, sample), key=lambda c: c["key"])
     return cands
