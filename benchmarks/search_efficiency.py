@@ -63,7 +63,7 @@ BATCH = 64
 # The study's screen: every cheaper option off (whatever the defaults are).
 STUDY = {"stop_at_chance": None, "stop_diverged": None, "stop_hopeless": False,
          "adaptive_seeds": False, "survivors": "full", "subset": None}
-EARLY = {"stop_at_chance": 0.25, "stop_diverged": 0.2, "stop_hopeless": True}
+EARLY = {"stop_at_chance": 0.5, "stop_diverged": 0.2, "stop_hopeless": True}
 ADAPTIVE = {"adaptive_seeds": True, "seeds": [0, 1, 2]}
 HALVING = {"survivors": "halving"}
 

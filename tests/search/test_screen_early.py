@@ -37,7 +37,8 @@ def test_at_chance_waits_for_its_share_and_spares_a_test_that_learned():
     assert rule == "at chance" and "25 of 100 iterations" in why
     learned = [0.1] * 10 + [0.5] * 5 + [0.1] * 10  # rose above chance, then fell back
     assert stop(_curve(learned), 100, CHANCE, False) is None
-    assert ScreenStop(ScreenConfig(), None)(_curve([0.1] * 90), 100, CHANCE, False) is None
+    off = ScreenConfig(stop_at_chance=None, stop_diverged=None)
+    assert ScreenStop(off, None)(_curve([0.1] * 90), 100, CHANCE, False) is None
 
 
 def test_diverged_needs_the_loss_above_its_start_for_a_while():

@@ -62,19 +62,20 @@ class ScreenConfig(Section):
     group_by: list[str] = Field(default_factory=list, description="params that form groups")
     bounds: BoundsRule = BoundsRule()
     schedule: str = Field("triangular2", description="schedule of the full training")
-    # Cheaper screens (docs/search.md, "Cheaper screens"): each switches on one saving.
+    # Cheaper screens (docs/search.md, "Cheaper screens"); the defaults are the variant that
+    # won benchmarks/search_efficiency.py (the study's screen: all of them off).
     stop_at_chance: Probability | None = Field(
-        None, description="stop a range test still at chance after this share of it")
+        0.5, description="stop a range test still at chance after this share of it")
     stop_diverged: Probability | None = Field(
-        None, description="stop a range test whose loss stayed above its start this share of it")
+        0.2, description="stop a range test whose loss stayed above its start this share of it")
     stop_hopeless: bool = Field(
-        False, description="stop a range test that cannot reach its group's best − margin_best")
+        True, description="stop a range test that cannot reach its group's best − margin_best")
     adaptive_seeds: bool = Field(
-        False, description="one seed each; more only where the verdict is near a threshold")
+        True, description="one seed each; more only where the verdict is near a threshold")
     near: Probability = Field(0.03, description="adaptive seeds: first-round closeness")
     spread_z: float = Field(2.0, gt=0, description="adaptive seeds: near = within z × spread")
     survivors: Literal["full", "halving"] = Field(
-        "full", description="train the survivors in full, or by successive halving")
+        "halving", description="train the survivors in full, or by successive halving")
     halving_min_epochs: int = Field(1, ge=1, description="halving: epochs of the first rung")
     halving_factor: int = Field(3, ge=2, description="halving: keep 1/this per rung")
     subset: int | None = Field(
