@@ -1,4 +1,13 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
 import pytest
+import yaml
 
 # Tiny and deterministic: digits (8×8), 2-block nets with 4 or 8 base filters, one thread per
 # run. With plain SGD (no momentum) at 1e-4..1e-2 the nets stay at chance in two epochs while
@@ -26,3 +35,43 @@ def space():
         return data
 
     return make
+
+
+def completed_screen_trials(db) -> int:
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return conn.execute(
+                "select count(*) from trials t join studies s on t.study_id = s.study_id "
+                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+
+
+@pytest.fixture
+def killed_search(tmp_path):
+    """Start `convbench search` on a space (the real console script, in tmp_path), SIGKILL it
+    once ``screened`` range-test trials have completed, and return the worker processes it
+    had (to check that they stop too)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
+
+    def run(spec: dict, db, *, workers: int, screened: int) -> list[psutil.Process]:
+        path = tmp_path / "space.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        proc = subprocess.Popen([exe, "search", str(path), "--workers", str(workers),
+                                 "--store", str(db), "--quiet"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 400
+            while completed_screen_trials(db) < screened:
+                assert proc.poll() is None and time.time() < deadline, "search ended or hung"
+                time.sleep(0.2)
+            workers_of = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up
+            proc.wait(30)
+            return workers_of
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    return run

@@ -3,13 +3,7 @@ early stops resumed to the same verdicts. The rules are tested on constructed cu
 scores; the searches on digits use configurations far from any threshold (an LR of 1e-6 that
 cannot learn), so no assertion rests on a borderline number."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import yaml
 
 from convbench.search import search
 from convbench.search.early import ScreenStop
@@ -133,25 +127,14 @@ def test_adaptive_seeds_add_seeds_only_where_the_verdict_is_near(store_url, spac
     assert all(r["seeds_run"] == [0] for r in decided["rows"])
 
 
-def _screened_trials(db) -> int:
-    import sqlite3
-
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(
-                "select count(*) from trials t join studies s on t.study_id = s.study_id "
-                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def _verdicts(result) -> dict:
     return {r["key"]: (r["status"].split(":")[0], r.get("discard_rule"),
                        [(s["rule"], s["iteration"]) for s in r.get("early_stops") or []])
             for r in result["rows"]}
 
 
-def test_a_killed_screen_with_early_stops_resumes_to_the_same_verdicts(cli, tmp_path, space):
+def test_a_killed_screen_with_early_stops_resumes_to_the_same_verdicts(cli, tmp_path, space,
+                                                                       killed_search):
     spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"],
                          "lr_range": [[1.0e-3, 1.0e-2], STUCK]},
                  search={"strategy": "screen", "epochs": 1},
@@ -160,23 +143,8 @@ def test_a_killed_screen_with_early_stops_resumes_to_the_same_verdicts(cli, tmp_
     whole = search(spec, store=str(tmp_path / "whole.db"))
     assert any(r.get("early_stops") for r in whole["rows"])
 
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(spec))
     db = tmp_path / "runs.db"
-    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
-    proc = subprocess.Popen([exe, "search", str(path), "--workers", "1", "--store", str(db),
-                             "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 400
-        while _screened_trials(db) < 3:
-            assert proc.poll() is None and time.time() < deadline, "search ended or hung"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)  # mid-screening, no chance to clean up
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    killed_search(spec, db, workers=1, screened=3)  # mid-screening
     store = Store(str(db))
     group = store.list_groups(kind="search")[0]
     assert group["status"] == "running"

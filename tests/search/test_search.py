@@ -2,12 +2,6 @@
 online screen pruner with TPE, time budgets, and a search killed midway and resumed."""
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import psutil
 import pytest
@@ -219,40 +213,16 @@ def test_a_search_whose_every_trial_failed_says_so(store_url, space, monkeypatch
     assert all("boom" in r["status"] for r in result["rows"])
 
 
-def _completed_screen_trials(db):
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(
-                "select count(*) from trials t join studies s on t.study_id = s.study_id "
-                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-
-
-def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path, space):
+def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path, space,
+                                                                  killed_search):
     spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"],
                          "lr_range": [[1.0e-4, 1.0e-2], [1.0e-3, 1.0e-1]]},
                  search={"strategy": "screen", "epochs": 2})
-    path = _write(tmp_path, spec)
     db = tmp_path / "runs.db"
-    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
-    proc = subprocess.Popen([exe, "search", str(path), "--workers", "2", "--store", str(db),
-                             "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 400
-        while _completed_screen_trials(db) < 2:
-            assert proc.poll() is None and time.time() < deadline, "search ended or hung"
-            time.sleep(0.5)
-        workers = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGKILL)  # no chance to clean up
-        proc.wait(30)
-        # The workers notice their coordinator died and stop (Linux parent-death signal).
-        _, alive = psutil.wait_procs(workers, timeout=60)
-        assert not alive
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    workers = killed_search(spec, db, workers=2, screened=2)
+    # The workers notice their coordinator died and stop (Linux parent-death signal).
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive
 
     store = Store(str(db))
     group = store.list_groups(kind="search")[0]

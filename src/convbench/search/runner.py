@@ -262,6 +262,10 @@ def decide(spec: sp.SearchSpec, screen_study: optuna.Study) -> dict[str, dict]:
         a = t.user_attrs
         found = verdict(a.get("early"), a["chance"], groups[a["group"]], spec.screen,
                         a.get("early_stop"))
+        stopped = [x for x in a.get("early_stops") or [] if x != a.get("early_stop")]
+        if found and stopped:  # a test that ended early without deciding: say when and why
+            found = (found[0], found[1] + "; its range test stopped early ("
+                     + ", ".join(f"{x['rule']} at {x['fraction']:.0%}" for x in stopped) + ")")
         out[a["key"]] = {"kept": found is None, "reason": found and found[1],
                          "rule": found and found[0], "point": a["point"],
                          "bounds": bounds_of(a), "early": a.get("early"), "group": a["group"],
