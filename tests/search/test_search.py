@@ -66,6 +66,12 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     discarded = 4 - len(kept)
     assert audit["pairs"] == 4 and audit["audited"] == audit["discarded"] == discarded >= 2
     assert audit["spearman"] is not None and audit["regret_points"] >= 0
+    # Trust per rule: its discards, how many the audit trained, how many ended in the top k
+    # (here the top 1: Adam learns, plain SGD stays at chance), and one sentence for it.
+    trust = audit["rules"]["no convergence"]
+    assert trust["audited"] == trust["discarded"] >= 2 and trust["in_top_k"] == 0
+    assert trust["sentence"].startswith("no convergence: none of its")
+    assert "trust" in proc.stdout
     compute = summary["compute"]
     assert compute["trained_in_full"] == 4 and not compute["exhaustive_estimated"]
     # Every trial is a run of the group: 4 configs × 2 seeds range tests, and each config
@@ -74,7 +80,7 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     assert kinds.count("lr-find") == 8 and kinds.count("train") == 4
     html = (tmp_path / "out" / "search.html").read_text()
     for heading in ("Trials", "LR range curves", "Early against final", "Compute",
-                    "Winning config", "no convergence"):
+                    "Winning config", "no convergence", "How far to trust each rule"):
         assert heading in html
     assert json.loads((tmp_path / "out" / "search.json").read_text())["id"] == group["id"]
     # Adam against plain SGD decides everything here; the model barely matters.
