@@ -786,6 +786,14 @@ def search_cmd(
             f"{'yes' if a['winner_is_best'] else 'no'}; regret {a['regret_points']:.2f} "
             f"points ({a['audited']} of {a['discarded']} discarded audited)"
         )
+        for trust in (a.get("rules") or {}).values():
+            out.print(f"[bold]trust[/] {trust['sentence']}")
+    if result.get("seeding"):
+        out.print(f"[bold]seeds[/] {result['seeding']}")
+    stops = result.get("early_stops") or []
+    if stops:
+        out.print(f"[bold]early stops[/] {len(stops)} range test(s) stopped when decided; "
+                  "the report lists when and why")
     if c.get("savings_pct"):
         sv, used, ex = c["savings_pct"], c["used"], c["exhaustive"]
         out.print(

@@ -60,3 +60,14 @@ def test_a_trial_is_never_pruned_at_its_last_epoch():
     hook = pruning_hook(study.ask(), last_epoch=3)
     assert hook(1, {"val_accuracy": 0.5}) is True
     assert hook(3, {"val_accuracy": 0.5}) is False
+
+
+@pytest.mark.parametrize("survivors, cls", [("full", optuna.pruners.NopPruner),
+                                            ("halving", optuna.pruners.SuccessiveHalvingPruner)])
+def test_screen_survivors_in_full_or_by_successive_halving(survivors, cls):
+    spec = parse({**BASE, "search": {"strategy": "screen", "epochs": 9},
+                  "screen": {"survivors": survivors}})
+    assert isinstance(make_pruner(spec, "train"), cls)
+    assert spec.prunes_training is (survivors == "halving")
+    assert isinstance(make_pruner(spec, "screen"), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner(spec, "audit"), optuna.pruners.NopPruner)

@@ -2,12 +2,6 @@
 online screen pruner with TPE, time budgets, and a search killed midway and resumed."""
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import psutil
 import pytest
@@ -72,6 +66,12 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     discarded = 4 - len(kept)
     assert audit["pairs"] == 4 and audit["audited"] == audit["discarded"] == discarded >= 2
     assert audit["spearman"] is not None and audit["regret_points"] >= 0
+    # Trust per rule: its discards, how many the audit trained, how many ended in the top k
+    # (here the top 1: Adam learns, plain SGD stays at chance), and one sentence for it.
+    trust = audit["rules"]["no convergence"]
+    assert trust["audited"] == trust["discarded"] >= 2 and trust["in_top_k"] == 0
+    assert trust["sentence"].startswith("no convergence: none of its")
+    assert "trust" in proc.stdout
     compute = summary["compute"]
     assert compute["trained_in_full"] == 4 and not compute["exhaustive_estimated"]
     # Every trial is a run of the group: 4 configs × 2 seeds range tests, and each config
@@ -80,7 +80,7 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     assert kinds.count("lr-find") == 8 and kinds.count("train") == 4
     html = (tmp_path / "out" / "search.html").read_text()
     for heading in ("Trials", "LR range curves", "Early against final", "Compute",
-                    "Winning config", "no convergence"):
+                    "Winning config", "no convergence", "How far to trust each rule"):
         assert heading in html
     assert json.loads((tmp_path / "out" / "search.json").read_text())["id"] == group["id"]
     # Adam against plain SGD decides everything here; the model barely matters.
@@ -219,40 +219,16 @@ def test_a_search_whose_every_trial_failed_says_so(store_url, space, monkeypatch
     assert all("boom" in r["status"] for r in result["rows"])
 
 
-def _completed_screen_trials(db):
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(
-                "select count(*) from trials t join studies s on t.study_id = s.study_id "
-                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.OperationalError:  # tables not created yet
-        return 0
-
-
-def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path, space):
+def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path, space,
+                                                                  killed_search):
     spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"],
                          "lr_range": [[1.0e-4, 1.0e-2], [1.0e-3, 1.0e-1]]},
                  search={"strategy": "screen", "epochs": 2})
-    path = _write(tmp_path, spec)
     db = tmp_path / "runs.db"
-    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
-    proc = subprocess.Popen([exe, "search", str(path), "--workers", "2", "--store", str(db),
-                             "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 400
-        while _completed_screen_trials(db) < 2:
-            assert proc.poll() is None and time.time() < deadline, "search ended or hung"
-            time.sleep(0.5)
-        workers = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGKILL)  # no chance to clean up
-        proc.wait(30)
-        # The workers notice their coordinator died and stop (Linux parent-death signal).
-        _, alive = psutil.wait_procs(workers, timeout=60)
-        assert not alive
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    workers = killed_search(spec, db, workers=2, screened=2)
+    # The workers notice their coordinator died and stop (Linux parent-death signal).
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive
 
     store = Store(str(db))
     group = store.list_groups(kind="search")[0]

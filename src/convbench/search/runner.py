@@ -41,7 +41,7 @@ from ..training.device import available_cores
 from ..training.engine import prepare_config
 from ..training.lifecycle import Stopped
 from . import space as sp
-from .rules import discard_reason
+from .rules import more_seeds, verdict
 from .storage import (
     PHASES,
     enqueue,
@@ -80,6 +80,11 @@ def make_sampler(spec: sp.SearchSpec, phase: str, salt: int, workers: int):
 def make_pruner(spec: sp.SearchSpec, phase: str):
     """The Optuna pruner of the ``train`` phase (``median`` = percentile 50)."""
     p = spec.search.pruner
+    if phase == "train" and spec.search.strategy == "screen" and spec.prunes_training:
+        # The screen's survivors trained by successive halving (ASHA on the survivors).
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=spec.screen.halving_min_epochs,
+            reduction_factor=spec.screen.halving_factor)
     if phase != "train" or p.name in ("none", "screen"):
         return optuna.pruners.NopPruner()
     if p.name in ("median", "percentile"):
@@ -227,37 +232,86 @@ def fill_slots(study: optuna.Study, n: int) -> int:
     return max(0, n - len(have))
 
 
-def decide(spec: sp.SearchSpec, screen_study: optuna.Study) -> dict[str, dict]:
-    """The batch discard rule over all screened configurations, per group."""
-    done = [t for t in trials(screen_study, (TrialState.COMPLETE,))
-            if not t.user_attrs.get("orphaned")]
+def screened(screen_study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The finished screening of each configuration: its latest round (adaptive seeds add
+    rounds with more seeds), orphans left out."""
+    latest: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in trials(screen_study, (TrialState.COMPLETE,)):
+        if t.user_attrs.get("orphaned"):
+            continue
+        old = latest.get(t.user_attrs["key"])
+        if old is None or t.user_attrs.get("round", 1) >= old.user_attrs.get("round", 1):
+            latest[t.user_attrs["key"]] = t
+    return sorted(latest.values(), key=lambda t: t.number)
+
+
+def _groups(done: list[optuna.trial.FrozenTrial]) -> dict[str, list[float | None]]:
     groups: dict[str, list[float | None]] = {}
     for t in done:
         groups.setdefault(t.user_attrs["group"], []).append(t.user_attrs.get("early"))
+    return groups
+
+
+def decide(spec: sp.SearchSpec, screen_study: optuna.Study) -> dict[str, dict]:
+    """The batch discard rule over all screened configurations, per group (a decisive early
+    stop of a range test decides its configuration first)."""
+    done = screened(screen_study)
+    groups = _groups(done)
     out = {}
     for t in done:
         a = t.user_attrs
-        reason = discard_reason(a.get("early"), a["chance"], groups[a["group"]], spec.screen)
-        out[a["key"]] = {"kept": reason is None, "reason": reason, "point": a["point"],
-                         "bounds": bounds_of(a), "early": a.get("early"), "group": a["group"]}
+        found = verdict(a.get("early"), a["chance"], groups[a["group"]], spec.screen,
+                        a.get("early_stop"))
+        stopped = [x for x in a.get("early_stops") or [] if x != a.get("early_stop")]
+        if found and stopped:  # a test that ended early without deciding: say when and why
+            found = (found[0], found[1] + "; its range test stopped early ("
+                     + ", ".join(f"{x['rule']} at {x['fraction']:.0%}" for x in stopped) + ")")
+        out[a["key"]] = {"kept": found is None, "reason": found and found[1],
+                         "rule": found and found[0], "point": a["point"],
+                         "bounds": bounds_of(a), "early": a.get("early"), "group": a["group"],
+                         "early_stop": a.get("early_stop"), "seeds": a.get("seeds_run")}
     return out
+
+
+def reseed(spec: sp.SearchSpec, screen_study: optuna.Study) -> int:
+    """Adaptive seeds: queue another screening round, with more seeds, for every
+    configuration whose verdict is near a rule's threshold (:func:`rules.more_seeds`).
+    Returns how many were queued (0: every verdict is clear)."""
+    done = screened(screen_study)
+    groups = _groups(done)
+    have = {(t.user_attrs.get("key"), t.user_attrs.get("round", 1)) for t in trials(screen_study)
+            if not t.user_attrs.get("orphaned")}
+    added = 0
+    for t in done:
+        a = t.user_attrs
+        if a.get("early_stop"):  # decided by its early stop
+            continue
+        seeds = more_seeds(a.get("early_stats") or {}, a["chance"], groups[a["group"]],
+                           spec.screen)
+        key, round_ = a["key"], a.get("round", 1) + 1
+        if seeds and (key, round_) not in have:
+            enqueue(screen_study, sp.encoded(a["point"]),
+                    {"key": key, "round": round_, "seeds": seeds,
+                     "origin": a.get("origin", t.number)})
+            added += 1
+    return added
 
 
 def audit_candidates(spec: sp.SearchSpec, studies: dict[str, optuna.Study],
                      decisions: dict[str, dict], sample: int | None, seed: int) -> list[dict]:
-    """Discarded (screen) or pruned configurations, all or a seeded sample."""
-    if spec.search.strategy == "screen":
-        cands = [{"point": d["point"], "key": k, "lr_bounds": d["bounds"]}
-                 for k, d in sorted(decisions.items()) if not d["kept"]]
-    else:
-        cands = []
-        for t in trials(studies["train"], (TrialState.PRUNED,)):
-            a = t.user_attrs
-            item = {"point": a["point"], "key": a["key"]}
-            if "lr_lower" in a:  # screened online: train between its own bounds
-                item["lr_bounds"] = bounds_of(a)
-            cands.append(item)
-        cands.sort(key=lambda c: c["key"])
+    """Discarded (screen) or pruned configurations (also survivors of a screen that
+    successive halving pruned), all or a seeded sample."""
+    cands = [{"point": d["point"], "key": k, "lr_bounds": d["bounds"]}
+             for k, d in sorted(decisions.items()) if not d["kept"]]
+    for t in trials(studies["train"], (TrialState.PRUNED,)):
+        a = t.user_attrs
+        item = {"point": a["point"], "key": a["key"]}
+        if "lr_lower" in a:  # screened online: train between its own bounds
+            item["lr_bounds"] = bounds_of(a)
+        elif a.get("lr_bounds"):  # a screen's survivor: between the bounds it was given
+            item["lr_bounds"] = a["lr_bounds"]
+        cands.append(item)
+    cands.sort(key=lambda c: c["key"])
     if sample is not None and sample < len(cands):
         cands = sorted(random.Random(seed).sample(cands, sample), key=lambda c: c["key"])
     return cands
@@ -410,11 +464,18 @@ def _run_phases(spec: sp.SearchSpec, store: Store, gid: str, studies: dict,
         fill_points(studies["screen"], sp.grid(spec))
         if not phase("screen"):
             return "stopped"
+        while spec.screen.adaptive_seeds and reseed(spec, studies["screen"]):
+            if not phase("screen"):
+                return "stopped"
         decisions = decide(spec, studies["screen"])
         store.update_group(gid, metrics={"decisions": decisions})
         kept = {k: {"lr_bounds": d["bounds"], "early": d["early"], "group": d["group"]}
                 for k, d in decisions.items() if d["kept"]}
-        fill_points(studies["train"], [d["point"] for d in decisions.values() if d["kept"]], kept)
+        # Best early score first: successive halving then compares later survivors against
+        # the likeliest winners (and a full training order costs the same).
+        order = sorted((d for d in decisions.values() if d["kept"]),
+                       key=lambda d: -(d["early"] or 0.0))
+        fill_points(studies["train"], [d["point"] for d in order], kept)
     elif spec.search.strategy == "grid":
         fill_points(studies["train"], sp.grid(spec))
     else:

@@ -62,6 +62,29 @@ class ScreenConfig(Section):
     group_by: list[str] = Field(default_factory=list, description="params that form groups")
     bounds: BoundsRule = BoundsRule()
     schedule: str = Field("triangular2", description="schedule of the full training")
+    # Cheaper screens (docs/search.md, "Cheaper screens"); the defaults are the variant that
+    # won benchmarks/search_efficiency.py (the study's screen: all of them off).
+    stop_at_chance: Probability | None = Field(
+        0.5, description="stop a range test still at chance after this share of it")
+    stop_diverged: Probability | None = Field(
+        0.2, description="stop a range test whose loss stayed above its start this share of it")
+    stop_hopeless: bool = Field(
+        True, description="stop a range test that cannot reach its group's best − margin_best")
+    adaptive_seeds: bool = Field(
+        True, description="one seed each; more only where the verdict is near a threshold")
+    near: Probability = Field(0.03, description="adaptive seeds: first-round closeness")
+    spread_z: float = Field(2.0, gt=0, description="adaptive seeds: near = within z × spread")
+    survivors: Literal["full", "halving"] = Field(
+        "halving", description="train the survivors in full, or by successive halving")
+    halving_min_epochs: int = Field(1, ge=1, description="halving: epochs of the first rung")
+    halving_factor: int = Field(3, ge=2, description="halving: keep 1/this per rung")
+    subset: int | None = Field(
+        None, gt=0, description="range tests on a stratified subset of this many train images")
+
+    @property
+    def stops_early(self) -> bool:
+        """Whether any early-stop rule is on."""
+        return bool(self.stop_at_chance or self.stop_diverged or self.stop_hopeless)
 
 
 class AuditConfig(Section):
@@ -70,6 +93,7 @@ class AuditConfig(Section):
     enabled: bool = False
     sample: int | None = Field(None, ge=1, description="train this many of them (default all)")
     seed: int = 0
+    top_k: int = Field(3, ge=1, description="a rule's discard is a miss if it ends in this top k")
 
 
 class SearchConfig(Section):
@@ -103,6 +127,14 @@ class SearchSpec(Section):
     def screening(self) -> bool:
         """Whether trials start with a range test (strategy or pruner ``screen``)."""
         return self.search.strategy == "screen" or self.search.pruner.name == "screen"
+
+    @property
+    def prunes_training(self) -> bool:
+        """Whether full training reports to a pruner: an Optuna pruner, or the screen's
+        survivors trained by successive halving."""
+        if self.search.strategy == "screen":
+            return self.screen.survivors == "halving"
+        return self.search.pruner.name not in ("none", "screen")
 
     @property
     def full_epochs(self) -> int:

@@ -127,7 +127,8 @@ def requeue_orphans(storage: RDBStorage, study: optuna.Study) -> int:
         storage.set_trial_user_attr(trial_id, "orphaned", True)
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
         attrs = {k: v for k, v in t.user_attrs.items() if k in ("key", "lr_bounds", "early",
-                                                               "group", "slot")}
+                                                               "group", "slot", "round",
+                                                               "seeds")}
         attrs["origin"] = t.user_attrs.get("origin", t.number)
         enqueue(study, fixed_point(t), attrs)
         n += 1

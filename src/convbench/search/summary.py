@@ -105,15 +105,17 @@ def _rows(spec: sp.SearchSpec, studies: dict[str, optuna.Study],
                 r[k] = a[k]
         return r
 
-    for t in _live(studies["screen"]):
+    for t in _latest_rounds(_live(studies["screen"])):
         r, a = row(t), t.user_attrs
         r.update(screen_state=_state(t), early=a.get("early"), early_stats=a.get("early_stats"),
                  chance=a.get("chance"), lr_bounds=[a.get("lr_lower"), a.get("lr_upper")],
                  swept=a.get("swept"), screen_runs=a.get("screen_runs", []),
-                 error=a.get("error"))
+                 error=a.get("error"), early_stops=a.get("early_stops") or [],
+                 seeds_run=a.get("seeds_run"), screen_round=a.get("round", 1))
         d = decisions.get(r["key"])
         if d:
             r["kept"], r["discard_reason"] = d["kept"], d["reason"]
+            r["discard_rule"] = d.get("rule")
     for t in _live(studies["train"]):
         r, a = row(t), t.user_attrs
         r.update(train_state=_state(t), train_runs=a.get("train_runs", []),
@@ -125,13 +127,28 @@ def _rows(spec: sp.SearchSpec, studies: dict[str, optuna.Study],
             r.update(early=a["early"], early_stats=a.get("early_stats"), chance=a.get("chance"),
                      lr_bounds=[a.get("lr_lower"), a.get("lr_upper")], swept=a.get("swept"),
                      screen_runs=a["screen_runs"], kept="discarded" not in a,
-                     discard_reason=a.get("discarded"))
+                     discard_reason=a.get("discarded"), discard_rule=a.get("discard_rule"),
+                     early_stops=a.get("early_stops") or [], seeds_run=a.get("seeds_run"))
     for t in _live(studies["audit"]):
         r, a = row(t), t.user_attrs
         r.update(audit_state=_state(t), audit_runs=a.get("train_runs", []))
         if t.state == TrialState.COMPLETE:
             r.update(audit_final=a.get("final"), audit_stats=a.get("final_stats"))
     return rows
+
+
+def _latest_rounds(ts: list[FrozenTrial]) -> list[FrozenTrial]:
+    """One screening trial per configuration: its latest finished round (adaptive seeds), or
+    its latest one when none has finished."""
+    pick: dict[str, FrozenTrial] = {}
+    for t in ts:
+        key = t.user_attrs.get("key", str(t.number))
+        rank = (t.state == TrialState.COMPLETE, t.user_attrs.get("round", 1), t.number)
+        old = pick.get(key)
+        if old is None or rank > (old.state == TrialState.COMPLETE,
+                                  old.user_attrs.get("round", 1), old.number):
+            pick[key] = t
+    return sorted(pick.values(), key=lambda t: t.number)
 
 
 def _status(r: dict, spec: sp.SearchSpec) -> str:
@@ -178,7 +195,8 @@ def collect(store: Store, storage: Any, spec: sp.SearchSpec, gid: str) -> dict[s
     return {
         "id": gid, "name": group.get("name"), "strategy": spec.search.strategy,
         "pruner": spec.search.pruner.name, "early_measure": _early_text(spec, step),
-        "rows": ordered, "winner": winner, "audit": _audit(rows, winner),
+        "rows": ordered, "winner": winner, "audit": _audit(rows, winner, spec.audit.top_k),
+        "seeding": _seeding(spec, rows), "early_stops": _early_stops(rows),
         "compute": _compute(rows, costs), "importance": _importance(spec, studies),
         "counts": _counts(rows), "spec": spec.model_dump(mode="json"),
         "repeats": sum("duplicate_of" in t.user_attrs for t in trials(studies["train"])),
@@ -190,9 +208,11 @@ def _early_text(spec: sp.SearchSpec, step: int | None) -> str:
     if spec.screening:
         s = spec.screen
         length = f"{s.iters} iterations" if s.iters else f"{s.epochs} epochs"
-        return (f"{s.aggregate} over {len(s.seeds)} seed(s) of the "
+        seeds = "adaptive seeds (see seeding)" if s.adaptive_seeds else f"{len(s.seeds)} seed(s)"
+        subset = f" on a stratified subset of {s.subset} train images" if s.subset else ""
+        return (f"{s.aggregate} over {seeds} of the "
                 f"{'best' if s.score == 'best_val' else 'final'} validation accuracy of an LR "
-                f"range test of {length}")
+                f"range test of {length}{subset}")
     if step is None:
         return "none (no pruning)"
     return f"validation accuracy of the first seed after epoch {step}"
@@ -224,7 +244,76 @@ def _winner(store: Store, spec: sp.SearchSpec, rows: dict[str, dict],
             "yaml": cfgmod.dump(cfgmod.build(cfg, source="winner"))}
 
 
-def _audit(rows: dict[str, dict], winner: dict | None) -> dict[str, Any] | None:
+def _seeding(spec: sp.SearchSpec, rows: dict[str, dict]) -> str | None:
+    """The adaptive-seeds rule in one sentence, with what it did on this search."""
+    s = spec.screen
+    if not spec.screening or not s.adaptive_seeds:
+        return None
+    n = [len(r.get("seeds_run") or []) for r in rows.values() if r.get("seeds_run")]
+    second = sum(k >= 2 for k in n)
+    rest = sum(k > 2 for k in n)
+    return (f"adaptive seeds: one seed (seed {s.seeds[0]}) per configuration; a second for the "
+            f"{second} whose early score was within {s.near:.3f} of a rule's threshold; all "
+            f"{len(s.seeds)} for the {rest} whose two seeds' spread (± {s.spread_z:g} std) "
+            "still reached a threshold. Decisive early stops got no more seeds.")
+
+
+def _early_stops(rows: dict[str, dict]) -> list[dict[str, Any]]:
+    """Every range test that stopped early: configuration, seed, rule, why and when."""
+    return [{"label": r.get("label"), **stop} for r in rows.values()
+            for stop in r.get("early_stops") or []]
+
+
+def rule_trust(rows: list[dict], k: int) -> dict[str, dict[str, Any]]:
+    """Per rule that discarded something: its discards, how many were trained in full by the
+    audit, and how many of those ended in the top ``k`` (at most a quarter) of everything
+    trained in full — a rule's misses. ``sentence`` says in one line how far to trust the rule
+    on this data.
+
+    >>> rows = [{"full": 0.9}, {"full": 0.8}, {"discard_rule": "far below", "full": 0.85},
+    ...         {"discard_rule": "at chance", "full": 0.1}, {"discard_rule": "at chance"},
+    ...         {"full": 0.7}, {"full": 0.6}, {"full": 0.5}, {"full": 0.4}]
+    >>> t = rule_trust(rows, 2)
+    >>> t["far below"]["in_top_k"], t["at chance"]["audited"]
+    (1, 1)
+    """
+    full = sorted((r["full"] for r in rows if r.get("full") is not None), reverse=True)
+    # On a small grid the top k would hold nearly everything: at most a quarter of it.
+    k = max(1, min(k, len(full) // 4))
+    line = full[k - 1] if full else None
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        rule = r.get("discard_rule") or ("pruned" if r.get("train_state") == "pruned" else None)
+        if not rule:
+            continue
+        t = out.setdefault(rule, {"discarded": 0, "audited": 0, "in_top_k": 0, "misses": [],
+                                  "k": k})
+        t["discarded"] += 1
+        if r.get("full") is not None:
+            t["audited"] += 1
+            if line is not None and r["full"] >= line:
+                t["in_top_k"] += 1
+                t["misses"].append(r.get("label"))
+    for rule, t in out.items():
+        t["sentence"] = _trust_sentence(rule, t)
+    return out
+
+
+def _trust_sentence(rule: str, t: dict[str, Any]) -> str:
+    d, a, hit, k = t["discarded"], t["audited"], t["in_top_k"], t["k"]
+    if a == 0:
+        return (f"{rule}: none of its {d} discard(s) was trained in full — its trust is "
+                "unmeasured here; run --audit.")
+    sample = "" if a == d else f" ({a} of {d} audited)"
+    if hit == 0:
+        return (f"{rule}: none of its {a} audited discard(s) would have been in the top {k}"
+                f"{sample} — trust it on this data.")
+    return (f"{rule}: {hit} of its {a} audited discard(s) would have been in the top {k}"
+            f"{sample} ({', '.join(map(str, t['misses']))}) — do not trust it alone on this "
+            "data; loosen its margin or audit its discards.")
+
+
+def _audit(rows: dict[str, dict], winner: dict | None, top_k: int = 3) -> dict[str, Any] | None:
     audited = [r for r in rows.values() if r.get("audit_final") is not None]
     if not audited or winner is None:
         return None
@@ -240,7 +329,8 @@ def _audit(rows: dict[str, dict], winner: dict | None) -> dict[str, Any] | None:
             "true_best": true_best["label"], "true_best_val": true_best["full"],
             "winner_val": winner["val"], "winner_is_best": true_best["key"] == winner["key"]
             or regret <= 1e-9, "regret_points": max(0.0, regret),
-            "complete": len(audited) >= len(discarded)}
+            "complete": len(audited) >= len(discarded),
+            "rules": rule_trust(list(rows.values()), top_k)}
 
 
 def _compute(rows: dict[str, dict], costs: _Costs) -> dict[str, Any]:

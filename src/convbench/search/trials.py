@@ -20,7 +20,8 @@ from ..store import Store
 from ..training import train
 from ..training.engine import LAST, EpochHook
 from ..training.lr_finder import LRFindSpec, aggregate_bounds, run_range_test
-from .rules import chance_of, discard_reason, summarise
+from .early import ScreenStop
+from .rules import chance_of, decisive, summarise, verdict
 from .space import SearchSpec, group_of, key_of, label_of, run_config, suggest
 from .storage import trials
 
@@ -75,30 +76,78 @@ def early_score(run: dict, how: str) -> float | None:
     return m.get("best_val_accuracy") if how == "best_val" else m.get("final_val_accuracy")
 
 
+def screen_seeds(spec: SearchSpec, trial: optuna.Trial) -> list[int]:
+    """The seeds this screening trial runs: its own list (a later round of adaptive seeds),
+    else the first seed with ``adaptive_seeds``, else all of ``screen.seeds``."""
+    own = trial.user_attrs.get("seeds")
+    if own:
+        return list(own)
+    return list(spec.screen.seeds[:1] if spec.screen.adaptive_seeds else spec.screen.seeds)
+
+
+def screen_config(ctx: Context, point: Point) -> Any:
+    """The range tests' config: the point, on a stratified subset with ``screen.subset``."""
+    extra: dict[str, Any] = {}
+    subset = ctx.spec.screen.subset
+    if subset:
+        limit = run_config(ctx.spec, point).data.train_limit
+        extra["data.train_limit"] = min(subset, limit or subset)
+    return run_config(ctx.spec, point, _extra(ctx, extra))
+
+
+def reference(ctx: Context, trial: optuna.Trial, group: str, origin: int) -> float | None:
+    """The best early score of the group known before this configuration (for the hopeless
+    stop): finished configurations of the group that come earlier in the queue. Earlier ones
+    only, so a trial re-run after a kill (one worker) is judged against the same reference."""
+    scores = [t.user_attrs.get("early") for t in trials(trial.study, (TrialState.COMPLETE,))
+              if t.user_attrs.get("group") == group and not t.user_attrs.get("orphaned")
+              and t.user_attrs.get("origin", t.number) < origin]
+    scores = [s for s in scores if s is not None]
+    return max(scores) if scores else None
+
+
 def screen(ctx: Context, trial: optuna.Trial, point: Point, origin: int) -> dict[str, Any]:
     """Range tests of ``point`` over the screening seeds; returns and records the early score
-    (``value`` median or mean over seeds, plus median, mean, std), chance level and bounds."""
+    (``value`` median or mean over seeds, plus median, mean, std), chance level and bounds.
+    With early-stop rules a test may end when decided (``early_stops``, with seed, rule, why
+    and when); a decisive stop (``early_stop``) ends the configuration's screening."""
     spec, label = ctx.spec, label_of(point)
-    cfg = run_config(spec, point, _extra(ctx, {}))
+    cfg = screen_config(ctx, point)
     lr_spec = range_spec(spec, cfg)
-    runs = []
-    for seed in spec.screen.seeds:
+    ref = reference(ctx, trial, group_of(spec, point), origin) if spec.screen.stop_hopeless \
+        else None
+    runs, stops, seeds = [], [], []
+    # Only the first seed may stop early: when it did not decide, the seeds added after it
+    # are there to measure the score's spread and run to their end.
+    first = screen_seeds(spec, trial)[0]
+    for seed in screen_seeds(spec, trial):
         name = run_name(label, "screen", origin, seed)
         run = _find(ctx, name)
         if run is not None and run["status"] != "completed":
             _supersede(ctx, run)
             run = None
         if run is None:
+            rule = ScreenStop(spec.screen, ref) if spec.screen.stops_early and seed == first \
+                else None
             run = dict(run_range_test(cfg, lr_spec, seed=seed, store=ctx.store,
-                                      group_id=ctx.group_id, name=name, quiet=ctx.quiet))
+                                      group_id=ctx.group_id, name=name, quiet=ctx.quiet,
+                                      stop_rule=rule))
         runs.append(run)
+        seeds.append(seed)
+        stop = (run.get("metrics") or {}).get("early_stop")
+        if stop:
+            stops.append({**stop, "seed": seed, "run": run["id"]})
+            if decisive(stop):  # decided: the other seeds would not change the verdict
+                break
     stats = summarise([early_score(r, spec.screen.score) for r in runs], spec.screen.aggregate)
     bounds = aggregate_bounds(runs, spec.screen.bounds)
     result = {"early": stats["value"], "early_stats": stats,
               "chance": chance_of(runs[0]["metrics"], spec.screen.chance),
               "lr_lower": bounds["lower"], "lr_upper": bounds["upper"],
               "swept": [cfg.optim.lr, cfg.schedule.max_lr],
-              "screen_runs": [r["id"] for r in runs]}
+              "screen_runs": [r["id"] for r in runs], "early_stops": stops,
+              "early_stop": next((x for x in stops if decisive(x)), None),
+              "seeds_run": seeds}
     for k, v in result.items():
         trial.set_user_attr(k, v)
     return result
@@ -171,7 +220,7 @@ def train_all(ctx: Context, trial: optuna.Trial, point: Point, origin: int,
     """Train ``point`` over ``search.seeds``; the first seed reports each epoch's validation
     accuracy to the pruner (in the train phase), and a pruned first seed ends the trial."""
     spec = ctx.spec
-    prunable = ctx.phase == "train" and spec.search.pruner.name not in ("none", "screen")
+    prunable = ctx.phase == "train" and spec.prunes_training
     runs = []
     for i, seed in enumerate(spec.search.seeds):
         name = run_name(label_of(point), ctx.phase, origin, seed)
@@ -211,11 +260,13 @@ def execute(ctx: Context, trial: optuna.Trial) -> float:
     bounds = trial.user_attrs.get("lr_bounds")
     if ctx.phase == "train" and ctx.spec.search.pruner.name == "screen":
         result = screen(ctx, trial, point, origin)
-        reason = discard_reason(result["early"], result["chance"],
-                                peers(ctx, trial, group) + [result["early"]], ctx.spec.screen)
-        if reason:
-            trial.set_user_attr("discarded", reason)
-            raise optuna.TrialPruned(reason)
+        found = verdict(result["early"], result["chance"],
+                        peers(ctx, trial, group) + [result["early"]], ctx.spec.screen,
+                        result["early_stop"])
+        if found:
+            trial.set_user_attr("discarded", found[1])
+            trial.set_user_attr("discard_rule", found[0])
+            raise optuna.TrialPruned(found[1])
         bounds = bounds_of(result)
     return train_all(ctx, trial, point, origin, bounds)
 

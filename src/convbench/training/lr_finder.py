@@ -20,6 +20,7 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -144,20 +145,44 @@ class LRCurve:
     stop_reason: str = "budget"
     iters_per_epoch: int = 1
     time_s: float = 0.0
+    # Set when a stop rule decided the test before its end: rule, why, iteration, of how many.
+    early_stop: dict[str, Any] | None = None
 
     @property
     def iterations(self) -> int:
         return len(self.lr)
 
 
+# A stop rule decides a range test before its end (the search's early verdicts). It is called
+# after every batch (``epoch_end`` False) and after each epoch's validation (True) with the
+# curve so far, the sweep's length in iterations and the data's chance levels
+# (:func:`chance_levels`), and returns ``(rule, why)`` to stop, or None to go on.
+StopRule = Callable[[LRCurve, int, dict[str, float], bool], "tuple[str, str] | None"]
+
+
 class _Recorder:
     """The per-batch hook: records, smooths (bias-corrected EMA) and decides when to stop."""
 
-    def __init__(self, curve: LRCurve, total: int, beta: float, diverge: float | None):
+    def __init__(self, curve: LRCurve, total: int, beta: float, diverge: float | None,
+                 stop_rule: StopRule | None = None, chance: dict[str, float] | None = None):
         self.curve, self.total, self.beta, self.diverge = curve, total, beta, diverge
+        self.stop_rule, self.chance = stop_rule, chance or {}
         self._loss = self._acc = 0.0
         self._best = math.inf
         self.stopped = False
+
+    def ask(self, epoch_end: bool) -> bool:
+        """Let the stop rule decide; record its verdict (rule, why, when) on the curve."""
+        if self.stopped or self.stop_rule is None:
+            return self.stopped
+        verdict = self.stop_rule(self.curve, self.total, self.chance, epoch_end)
+        if verdict is not None:
+            n = self.curve.iterations
+            self.curve.stop_reason, self.stopped = "early", True
+            self.curve.early_stop = {"rule": verdict[0], "why": verdict[1], "iteration": n,
+                                     "iterations": self.total,
+                                     "fraction": round(n / self.total, 4)}
+        return self.stopped
 
     def __call__(self, lr: float, loss: torch.Tensor, logits: torch.Tensor,
                  y: torch.Tensor) -> bool:
@@ -184,7 +209,7 @@ class _Recorder:
             c.stop_reason, self.stopped = "diverged", True
         elif n >= self.total:
             self.stopped = True
-        return self.stopped
+        return self.ask(epoch_end=False)
 
 
 class _FixedLrs:
@@ -248,10 +273,13 @@ class TrainerSnapshot:
             torch.cuda.set_rng_state_all(self.rng["cuda"])
 
 
-def range_test(trainer: Trainer, spec: LRFindSpec, progress: Progress | None = None) -> LRCurve:
+def range_test(trainer: Trainer, spec: LRFindSpec, progress: Progress | None = None, *,
+               stop_rule: StopRule | None = None,
+               chance: dict[str, float] | None = None) -> LRCurve:
     """Run the LR sweep on ``trainer`` and return the curves; the trainer is left untouched.
 
-    Validation runs after every epoch (and after a partial last one).
+    Validation runs after every epoch (and after a partial last one). ``stop_rule`` may end
+    the test early (see :data:`StopRule`); its verdict is ``curve.early_stop``.
 
     >>> curve = range_test(trainer, LRFindSpec(min_lr=1e-4, max_lr=1, epochs=2))  # doctest: +SKIP
     >>> curve.stop_reason                                                          # doctest: +SKIP
@@ -259,18 +287,18 @@ def range_test(trainer: Trainer, spec: LRFindSpec, progress: Progress | None = N
     """
     snapshot = TrainerSnapshot.take(trainer)
     try:
-        return _sweep(trainer, spec, progress or Progress(spec.epochs, quiet=True))
+        return _sweep(trainer, spec, progress or Progress(spec.epochs, quiet=True),
+                      _Recorder(LRCurve(iters_per_epoch=trainer.iters_per_epoch),
+                                spec.iters or spec.epochs * trainer.iters_per_epoch, spec.beta,
+                                spec.diverge, stop_rule, chance))
     finally:
         snapshot.restore(trainer)
 
 
-def _sweep(trainer: Trainer, spec: LRFindSpec, progress: Progress) -> LRCurve:
-    ipe = trainer.iters_per_epoch
-    total = spec.iters or spec.epochs * ipe
-    curve = LRCurve(iters_per_epoch=ipe)
+def _sweep(trainer: Trainer, spec: LRFindSpec, progress: Progress, hook: _Recorder) -> LRCurve:
+    curve, total = hook.curve, hook.total
     trainer.schedule = _FixedLrs(sweep_lrs(spec.min_lr, spec.max_lr, total, spec.sweep))
     trainer.state = FitState()
-    hook = _Recorder(curve, total, spec.beta, spec.diverge)
     start = time.perf_counter()
     epoch = 0
     with progress:
@@ -281,6 +309,8 @@ def _sweep(trainer: Trainer, spec: LRFindSpec, progress: Progress) -> LRCurve:
             row |= trainer.validate()
             row |= {"iterations": curve.iterations - before, "lr": curve.lr[-1]}
             curve.epochs.append({"epoch": epoch, **row})
+            if curve.iterations < total:  # rules that need the validation accuracy
+                hook.ask(epoch_end=True)
             progress.end_epoch(epoch, {**row, "train_accuracy": row.get("train_accuracy", 0.0),
                                        "time_s": row.get("time_s", 0.0),
                                        "images_per_s": row.get("images_per_s", 0.0)})
@@ -414,12 +444,13 @@ def _test_config(cfg: RunConfig, spec: LRFindSpec, seed: int, epochs: int) -> Ru
 def run_range_test(config: RunConfig | dict, spec: LRFindSpec, *, seed: int | None = None,
                    store: Store | str | None = None, group_id: str | None = None,
                    name: str | None = None, bundle: DataBundle | None = None,
-                   quiet: bool = True) -> Run:
+                   quiet: bool = True, stop_rule: StopRule | None = None) -> Run:
     """Run one LR range test as a stored run of kind ``lr-find`` and return it.
 
     Its metrics hold ``lr_lower``, ``lr_upper`` (None when the metric never improved, see
     ``bounds_reason``), ``suggestions``, ``best_val_accuracy``, ``stop_reason`` and a thinned
-    ``curve``; the full per-batch record is the ``lr_find`` artifact (JSON).
+    ``curve``; the full per-batch record is the ``lr_find`` artifact (JSON). A ``stop_rule``
+    that ends the test early leaves ``stop_reason: early`` and its verdict in ``early_stop``.
 
     >>> run = run_range_test({"model": {"name": "B2FL8"}}, LRFindSpec(max_lr=1, epochs=1),
     ...                      store="runs.db")                                  # doctest: +SKIP
@@ -439,7 +470,8 @@ def run_range_test(config: RunConfig | dict, spec: LRFindSpec, *, seed: int | No
                       group_id=group_id, memory=False, price_per_kwh=m.price_per_kwh,
                       grid_gco2_per_kwh=m.grid_gco2_per_kwh) as run:
         trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)
-        curve = range_test(trainer, spec, Progress(cfg.train.epochs, quiet=quiet))
+        curve = range_test(trainer, spec, Progress(cfg.train.epochs, quiet=quiet),
+                           stop_rule=stop_rule, chance=chance_levels(bundle))
         _record(run, spec, curve, bundle)
     return stored(run)
 
@@ -460,7 +492,8 @@ def _record(run: RecordedRun, spec: LRFindSpec, curve: LRCurve, bundle: DataBund
         "best_val_accuracy": max(vals) if vals else None,
         "final_val_accuracy": curve.epochs[-1].get("val_accuracy") if curve.epochs else None,
         "max_train_accuracy_smooth": max(curve.accuracy_smooth, default=None),
-        "stop_reason": curve.stop_reason, "iterations": curve.iterations,
+        "stop_reason": curve.stop_reason, "early_stop": curve.early_stop,
+        "iterations": curve.iterations,
         "iters_per_epoch": curve.iters_per_epoch,
         # Training time only, as the engine counts it (validation excluded).
         "epochs_run": curve.iterations / curve.iters_per_epoch,

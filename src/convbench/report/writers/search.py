@@ -61,8 +61,33 @@ def _summary_html(s: dict) -> str:
                       f"{fmt.plain(a['kendall'])}; winner is the true best: "
                       f"{'yes' if a['winner_is_best'] else 'no'} (regret "
                       f"{fmt.plain(a['regret_points'], 3)} points)"))
+    if s.get("seeding"):
+        items.append(("Seeds", s["seeding"]))
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
-    return f'<dl class="kv">{dl}</dl>'
+    return f'<dl class="kv">{dl}</dl>' + _trust_html(s)
+
+
+def _trust_html(s: dict) -> str:
+    """One sentence per rule that discarded something: how far to trust it on this data."""
+    rules = (s.get("audit") or {}).get("rules") or {}
+    if not rules:
+        return ""
+    items = "".join(f"<li>{escape(t['sentence'])}</li>" for t in rules.values())
+    return f"<p><strong>How far to trust each rule</strong></p><ul>{items}</ul>"
+
+
+def _early_stops_html(s: dict) -> str | None:
+    """Every range test stopped before its end: when (share of its iterations) and why."""
+    stops = s.get("early_stops") or []
+    if not stops:
+        return None
+    rows = [{"label": x.get("label"), "seed": str(x.get("seed")), "rule": x["rule"],
+             "when": f"{x['iteration']} of {x['iterations']} iterations "
+                     f"({x['fraction']:.0%})", "why": x["why"]} for x in stops]
+    return table([("label", "Configuration"), ("seed", "Seed"), ("rule", "Rule"),
+                  ("when", "Stopped after"), ("why", "Why")], rows) + \
+        '<p class="note">Range tests stopped as soon as they were decided (docs/search.md, ' \
+        '"Cheaper screens"); "at chance" and "hopeless" discard the configuration.</p>'
 
 
 def _trials_html(s: dict) -> str:
@@ -191,7 +216,8 @@ def write_search_report(summary: dict[str, Any], store: Any, path: str | Path,
     holds the screening runs whose LR range curves are drawn."""
     path = check_report_path(path)
     sections = [("Summary", _summary_html(summary)), ("Trials", _trials_html(summary))]
-    for heading, html in (("LR range curves", _curves_html(summary, store)),
+    for heading, html in (("Early stops", _early_stops_html(summary)),
+                          ("LR range curves", _curves_html(summary, store)),
                           ("Early against final", _audit_html(summary)),
                           ("Compute", _compute_html(summary)),
                           ("Parameter importance", _importance_html(summary))):
