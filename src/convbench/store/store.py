@@ -23,6 +23,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from convbench.errors import StoreError
 from convbench.store import database as db
 from convbench.store.jsonsafe import merge, to_json
+from convbench.store.queries import (
+    RunFilter,
+    activity_query,
+    facets_query,
+    listing_query,
+    status_counts_query,
+)
 from convbench.store.schema import SCHEMA_VERSION, epochs, groups, info, metadata, runs
 
 RUN_STATUSES = ("running", "completed", "failed", "diverged", "stopped")
@@ -319,6 +326,51 @@ class Store:
         return self._transact(
             lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False
         )
+
+    def page_runs(self, flt: RunFilter | None = None, *, sort: str = "started_at",
+                  descending: bool = True, offset: int = 0, limit: int = 50) -> dict:
+        """One page of runs, filtered and sorted in the database: ``{"total": n, "runs":
+        [...]}``. Each run is a short row (id, name, kind, status, group_id, seed, device,
+        started_at, ended_at, dataset, model, main metrics, error, epochs_done), not the full
+        run; :meth:`get_run` gives that.
+
+        Example: ``store.page_runs(RunFilter(status="completed"), sort="test_accuracy",
+        limit=20)["runs"][0]["id"]`` gives the best completed run's id.
+        """
+        page, count = listing_query(flt or RunFilter(), sort, descending, offset, limit)
+
+        def work(conn: sa.Connection) -> dict:
+            rows = [dict(r) for r in conn.execute(page).mappings()]
+            return {"total": conn.scalar(count), "runs": rows}
+
+        return self._transact(work, write=False)
+
+    def run_facets(self) -> dict[str, list[str]]:
+        """The values the listing filters can take: kinds, statuses, data sets, models.
+
+        Example: ``store.run_facets()["dataset"]`` gives ``['digits', 'fashion-mnist']``.
+        """
+
+        def work(conn: sa.Connection) -> dict[str, list[str]]:
+            return {name: [str(v) for v in conn.scalars(q)] for name, q in facets_query()}
+
+        return self._transact(work, write=False)
+
+    def activity(self) -> dict:
+        """A small snapshot that changes whenever a run starts, ends or finishes an epoch:
+        ``{"running": {id: epochs_done}, "statuses": {status: [count, last start, last
+        end]}}`` (what a live view polls; two queries on indexed columns).
+
+        Example: ``store.activity()["running"]`` gives ``{'3f9c01ab': 2}``.
+        """
+
+        def work(conn: sa.Connection) -> dict:
+            running = {rid: int(n) for rid, _, n in conn.execute(activity_query())}
+            statuses = {s: [int(n), start, end]
+                        for s, n, start, end in conn.execute(status_counts_query())}
+            return {"running": running, "statuses": statuses}
+
+        return self._transact(work, write=False)
 
     def delete_run(self, run_id: str) -> None:
         """Delete the run, its epochs and its artifacts folder.
