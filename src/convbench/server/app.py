@@ -244,4 +244,6 @@ def serve(settings: Settings) -> None:
         import webbrowser
 
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # Open event streams never end by themselves: give them 2 s, then close them.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
+                timeout_graceful_shutdown=2)

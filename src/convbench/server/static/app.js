@@ -17,7 +17,7 @@ function h(tag, attrs, ...children) {
     else if (k === "html") el.innerHTML = v;  // only for HTML the server built (report blocks)
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) if (c != null) el.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat(Infinity)) if (c != null) el.append(c instanceof Node ? c : String(c));
   return el;
 }
 
@@ -206,7 +206,8 @@ async function playgroundPage() {
 
   function syncUrl() { setUrl(watched ? {...values, run: watched} : values); }
   let timer = null;
-  function scheduleCheck() { clearTimeout(timer); timer = setTimeout(check, 250); }
+  // data-state says whether the figures and messages shown belong to the current values.
+  function scheduleCheck() { form.dataset.state = "checking"; clearTimeout(timer); timer = setTimeout(check, 250); }
 
   function datasetNote() {
     const name = values["data.dataset"] || fields["data.dataset"].default;
@@ -223,6 +224,7 @@ async function playgroundPage() {
     const {data} = await api("/api/check", sent);
     if (JSON.stringify(sent) !== JSON.stringify(values)) return;  // the form moved on
     lastCheck = data;
+    form.dataset.state = "idle";
     showErrors(data.errors);
     const e = data.estimate;
     estimate.replaceChildren(...(e && e.input_shape ? [
@@ -328,7 +330,7 @@ async function playgroundPage() {
     const now = snap.running[watched], before = prev && prev.running[watched];
     if (JSON.stringify(now) !== JSON.stringify(before) || !now) refreshRun();
   });
-  check();
+  scheduleCheck();
   if (watched) refreshRun();
 }
 
@@ -469,7 +471,7 @@ async function runPage(runId) {
         h("a", {href: link("/compare", {ids: r.id})}, "Compare page")),
       r.error ? h("div", {class: "error-box", id: "run-error"}, r.error) : null,
       h("h2", {}, "Metrics and costs"),
-      r.metrics.length ? h("div", {class: "table-wrap"}, h("table", {class: "data", id: "metrics"}, h("tbody", {},
+      r.metrics.length ? h("div", {class: "table-wrap narrow"}, h("table", {class: "data", id: "metrics"}, h("tbody", {},
         r.metrics.map(m => h("tr", {}, h("td", {class: "text"}, m.label), h("td", {"data-key": m.key}, m.text)))))) : h("p", {class: "note"}, "No final metrics yet."),
       h("h2", {}, "Epochs"), curves,
       r.epochs.length ? h("div", {class: "table-wrap"}, h("table", {class: "data", id: "epochs"},

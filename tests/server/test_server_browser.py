@@ -1,0 +1,209 @@
+"""The pages in Debian's chromium against the real server and a real SQLite store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import cli
+
+from convbench.config import RunConfig, apply_overrides
+from convbench.store import Store
+
+SETUP = {"data.dataset": "digits", "model.name": "B2FL8", "train.epochs": "2"}
+WAIT_MS = 180_000  # a worker imports torch and loads the data before its first batch
+
+
+def _query(values: dict[str, str]) -> str:
+    return "&".join(f"{k}={v}" for k, v in values.items())
+
+
+def _field(page, path: str):
+    return page.locator(f'[data-path="{path}"]')
+
+
+def test_train_watch_pause_resume_equals_the_cli(page, server, tmp_path):
+    # The same config trained by `convbench train`, alongside (same seed, same defaults).
+    sets = [a for k, v in SETUP.items() for a in ("--set", f"{k}={v}")]
+    reference = subprocess.Popen(
+        [sys.executable, "-m", "convbench.cli", "train", *sets, "--store",
+         str(tmp_path / "cli.db"), "--json", "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        page.goto(server.url("/?" + _query(SETUP)))
+        page.wait_for_selector("#est-params")
+        page.click("#train")
+        page.wait_for_selector('#run-status [data-status="running"]', timeout=WAIT_MS)
+        # Per-batch points appear while the run trains.
+        page.wait_for_function(
+            "() => +(document.querySelector('#live-chart-0 path.series')"
+            "?.dataset.points || 0) >= 2", timeout=WAIT_MS)
+        run_id = parse_qs(urlsplit(page.url).query)["run"][0]
+        page.wait_for_selector("#pause:not([disabled])")
+        page.click("#pause")
+        page.wait_for_selector('#run-status [data-status="stopped"]', timeout=WAIT_MS)
+        with Store(str(server.store)) as store:
+            paused = store.get_run(run_id)
+        assert paused["status"] == "stopped" and 1 <= len(paused["epochs"]) <= 2
+        page.click("#resume")
+        page.wait_for_selector('#run-status [data-status="completed"]', timeout=WAIT_MS)
+        page.wait_for_selector("#test-accuracy")
+        shown = float(page.get_attribute("#test-accuracy", "data-value"))
+    finally:
+        out, _ = reference.communicate(timeout=600)
+    assert reference.returncode == 0
+    import json
+
+    expected = json.loads(out)["metrics"]["test_accuracy"]
+    with Store(str(server.store)) as store:
+        done = store.get_run(run_id)
+    assert done["status"] == "completed" and len(done["epochs"]) == 2
+    assert done["metrics"]["test_accuracy"] == shown == expected
+
+
+def test_url_round_trip_restores_every_field(page, server, browser):
+    page.goto(server.url("/"))
+    page.wait_for_selector("#est-params")
+    page.select_option('[data-path="data.dataset"]', "digits")
+    _field(page, "model.name").fill("blocks")
+    _field(page, "model.blocks").fill("3")
+    _field(page, "model.base_filters").fill("8")
+    page.select_option('[data-path="model.batch_norm"]', "true")
+    page.select_option('[data-path="optim.name"]', "sgd")
+    _field(page, "optim.lr").fill("0.05")
+    page.select_option('[data-path="schedule.name"]', "triangular")
+    _field(page, "schedule.max_lr").fill("0.2")
+    page.select_option('[data-path="data.augment.preset"]', "flip")
+    _field(page, "train.epochs").fill("4")
+    _field(page, "data.train_limit").fill("500")
+    _field(page, "name").fill("my run")
+    page.wait_for_selector('#knobs[data-state="idle"] ~ *, #knobs[data-state="idle"]')
+    params_3 = page.inner_text("#est-params")
+    shared = page.url
+    values = {el.get_attribute("data-path"): el.input_value()
+              for el in page.locator("[data-path]").all()}
+    assert sum(1 for v in values.values() if v) == 13
+
+    other = browser.new_context().new_page()
+    other.goto(shared)
+    other.wait_for_selector('#knobs[data-state="idle"]')
+    restored = {el.get_attribute("data-path"): el.input_value()
+                for el in other.locator("[data-path]").all()}
+    assert restored == values
+    assert other.inner_text("#est-params") == params_3
+    # A knob changes the live figures before anything trains.
+    _field(other, "model.blocks").fill("2")
+    other.wait_for_function(f"() => document.querySelector('#est-params')?.textContent "
+                            f"!== {params_3!r}")
+    other.context.close()
+
+
+def test_bad_value_shows_the_cli_message_and_starts_nothing(page, server, tmp_path):
+    page.goto(server.url("/?data.dataset=digits"))
+    page.wait_for_selector("#est-params")
+    _field(page, "train.batch_size").fill("0")
+    message = page.locator('.msg[data-for="train.batch_size"]')
+    message.wait_for()
+    page.wait_for_function("() => document.querySelector('.msg[data-for=\"train.batch_size\"]')"
+                           ".textContent.length > 0")
+    said = cli("train", "--set", "data.dataset=digits", "--set", "train.batch_size=0",
+               store=tmp_path / "cli.db", check=False)
+    assert said.stderr.strip() == f"error: {message.inner_text()}"
+    page.click("#train")
+    page.wait_for_timeout(1500)
+    assert server.call("/api/jobs")[1] == []
+    assert server.call("/api/runs")[1]["total"] == 0
+    assert page.locator('.field.invalid[data-field="train.batch_size"]').count() == 1
+
+
+def _record(store: Store, i: int) -> str:
+    """A finished run record (config as the engine stores it), for listing and comparing."""
+    dataset = "digits" if i % 3 else "synthetic"
+    cfg = apply_overrides(RunConfig(), [f"data.dataset={dataset}", f"train.seed={i % 2}",
+                                        "model.name=B2FL8", "optim.name=sgd"
+                                        if i % 2 else "optim.name=adam"])
+    rid = store.create_run(name=f"run-{i:03d}", config=cfg.model_dump(mode="json"),
+                           seed=i % 2, env={"python": "3.11", "threads": 2})
+    for epoch in (1, 2):
+        store.add_epoch(rid, epoch, {"train_loss": 1.0 / epoch, "val_loss": 1.2 / epoch,
+                                     "train_accuracy": 0.5 + 0.1 * epoch,
+                                     "val_accuracy": 0.45 + 0.1 * epoch, "time_s": 1.0})
+    store.update(rid, status="completed", ended=True, metrics={
+        "test_accuracy": 0.5 + i / 1000, "train_time_s": 10.0 + i, "params_total": 1000 + i,
+        "flops": 2e5, "energy_j": 50.0 + i})
+    return rid
+
+
+def test_runs_filter_sort_and_paging(page, server):
+    with Store(str(server.store)) as store:
+        for i in range(120):
+            _record(store, i)
+    page.goto(server.url("/runs"))
+    page.wait_for_selector("#runs-table tbody tr")
+    assert page.inner_text("#runs-total") == "120 runs"
+    assert page.inner_text("#page-info") == "1–50 of 120"
+    assert page.locator("#runs-table tbody tr").count() == 50
+    page.click("#next")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent"
+                           ".startsWith('51–100')")
+    page.click("#next")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent"
+                           " === '101–120 of 120'")
+    assert page.locator("#runs-table tbody tr").count() == 20
+    page.select_option("#f-dataset", "synthetic")
+    page.wait_for_function("() => document.querySelector('#runs-total').textContent"
+                           " === '40 runs'")
+    page.fill("#q", "run-11")  # run-011, run-110 … run-119; synthetic: i % 3 == 0
+    page.wait_for_function("() => document.querySelector('#runs-total').textContent"
+                           " === '3 runs'")
+    names = page.locator("#runs-table tbody tr td:nth-child(3)").all_inner_texts()
+    assert sorted(names) == ["run-111", "run-114", "run-117"]
+    page.click('th[data-sort="test_accuracy"]')  # descending first
+    page.wait_for_function("() => document.querySelector('#runs-table tbody td:nth-child(3)')"
+                           ".textContent === 'run-117'")
+    # The filters live in the URL: a reload shows the same listing.
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#runs-total')?.textContent"
+                           " === '3 runs'")
+    assert page.input_value("#f-dataset") == "synthetic" and page.input_value("#q") == "run-11"
+
+
+def test_compare_shows_exactly_the_differing_fields(page, server):
+    with Store(str(server.store)) as store:
+        a, b = _record(store, 1), _record(store, 4)  # digits both; sgd/seed 1 vs adam/seed 0
+    page.goto(server.url(f"/compare?ids={a},{b}"))
+    section = page.locator('[data-section="Configuration differences"]')
+    section.wait_for()
+    fields = section.locator("tbody tr td:first-child").all_inner_texts()
+    assert fields == ["optim.name", "train.seed"]  # the differing field, then every seed
+    summary = page.locator('[data-section="Summary"]')
+    assert summary.locator("td.best").count() >= 3  # accuracy, time, parameters…
+    page.wait_for_selector("#pareto svg circle.dot")
+    assert page.locator("#compare-curves svg").count() == 4
+    assert page.get_attribute("#pareto", "data-front")
+
+
+def test_a_run_started_from_the_cli_appears_live(page, server):
+    page.goto(server.url("/runs"))
+    page.wait_for_selector("#runs-total")
+    assert page.inner_text("#runs-total") == "0 runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "convbench.cli", "train", "--dataset", "digits", "--model",
+         "B2FL8", "--epochs", "1", "--store", str(server.store), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # No reload: the row comes through the event stream.
+        page.wait_for_selector("#runs-table tbody tr", timeout=WAIT_MS)
+        assert page.inner_text("#runs-total") == "1 run"
+        page.wait_for_selector('#runs-table [data-status="completed"]', timeout=WAIT_MS)
+    finally:
+        _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize("path", ["/", "/runs"])
+def test_pages_load_nothing_from_outside(page, server, path):
+    page.goto(server.url(path))
+    page.wait_for_selector(".live.on")
+    assert page.evaluate("document.fonts.size") == 0
