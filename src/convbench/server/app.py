@@ -187,8 +187,9 @@ def create_app(settings: Settings) -> FastAPI:
         if action == "resume":
             if run["status"] == "completed":
                 raise StoreError(f"Run {run_id} already completed; nothing to resume.")
-            if run["status"] == "running" or jobs.active_run(run_id):
-                raise StoreError(f"Run {run_id} is running already.")
+            # A stopped run's worker may still be exiting: the resume then waits its turn.
+            if run["status"] == "running" or jobs.queued(run_id):
+                raise StoreError(f"Run {run_id} is running or queued already.")
             if run["kind"] != "train":
                 raise StoreError(f"Run {run_id} is a {run['kind']} run; the page resumes "
                                  "training runs (use the command line for the others).")

@@ -78,11 +78,10 @@ class Jobs:
                     return True
         return False
 
-    def active_run(self, run_id: str) -> Job | None:
-        """The queued or running job of ``run_id``, if any."""
+    def queued(self, run_id: str) -> bool:
+        """Whether a job of ``run_id`` waits for a slot."""
         with self._lock:
-            return next((j for j in self._jobs.values() if j.run_id == run_id
-                         and j.status in ("queued", "running")), None)
+            return any(j.run_id == run_id and j.status == "queued" for j in self._jobs.values())
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
