@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import cli
 
+from conftest import cli
 from convbench.config import RunConfig, apply_overrides
 from convbench.store import Store
 
@@ -53,8 +54,6 @@ def test_train_watch_pause_resume_equals_the_cli(page, server, tmp_path):
     finally:
         out, _ = reference.communicate(timeout=600)
     assert reference.returncode == 0
-    import json
-
     expected = json.loads(out)["metrics"]["test_accuracy"]
     with Store(str(server.store)) as store:
         done = store.get_run(run_id)

@@ -1,65 +1,42 @@
-"""Paged, sorted and filtered run listings (the web app's Runs page), SQLite and PostgreSQL."""
+"""Short run rows for listings and the live snapshot, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
-
-from convbench.store import RunFilter, Store, StoreError
+from convbench.store import Store
 
 
-def _fill(store: Store) -> list[str]:
+def _config(i: int) -> dict:
+    return {"data": {"dataset": "digits" if i % 2 else "cifar10"},
+            "model": {"name": "blocks", "blocks": 2, "base_filters": 8 + 8 * (i % 3)}}
+
+
+def test_run_summaries_all_new_and_by_id(store: Store) -> None:
     ids = []
-    for i in range(12):
-        config = {"data": {"dataset": "digits" if i % 2 else "cifar10"},
-                  "model": {"name": "blocks", "blocks": 2, "base_filters": 8 + 8 * (i % 3)}}
-        rid = store.create_run(name=f"run_{i}%", config=config, seed=i, env={},
-                               kind="train" if i < 10 else "svm")
+    for i in range(4):
+        rid = store.create_run(name=f"r{i}", config=_config(i), seed=i, env={})
         store.add_epoch(rid, 1, {"val_accuracy": 0.5})
-        if i % 4 == 0:
-            store.update(rid, metrics={"test_accuracy": i / 12}, status="completed", ended=True)
         ids.append(rid)
-    return ids
-
-
-def test_filters_sort_and_pages(store: Store) -> None:
-    ids = _fill(store)
-    digits = store.page_runs(RunFilter(dataset="digits"), limit=4)
-    assert digits["total"] == 6 and len(digits["runs"]) == 4
-    assert {r["dataset"] for r in digits["runs"]} == {"digits"}
-    rest = store.page_runs(RunFilter(dataset="digits"), offset=4, limit=4)
-    assert len(rest["runs"]) == 2
-    assert not {r["id"] for r in rest["runs"]} & {r["id"] for r in digits["runs"]}
-
-    best = store.page_runs(sort="test_accuracy", descending=True, limit=12)["runs"]
-    accs = [r["test_accuracy"] for r in best]
-    assert accs[:3] == [8 / 12, 4 / 12, 0.0] and accs[3:] == [None] * 9  # missing last
-    assert best[0]["id"] == ids[8] and best[0]["epochs_done"] == 1
-
-    assert store.page_runs(RunFilter(model="B2FL16"))["total"] == 4
-    assert store.page_runs(RunFilter(kind="svm"))["total"] == 2
-    assert store.page_runs(RunFilter(status="completed", dataset="cifar10"))["total"] == 3
-    # Free text: literal (the % in names is no wildcard), case-insensitive, over model too.
-    assert store.page_runs(RunFilter(text="RUN_1%"))["total"] == 1  # not run_10%, run_11%
-    assert store.page_runs(RunFilter(text="run_1"))["total"] == 3
-    assert store.page_runs(RunFilter(text="b2fl24"))["total"] == 4
-    assert store.page_runs(RunFilter(text="n_%x"))["total"] == 0
-
-    facets = store.run_facets()
-    assert facets["model"] == ["B2FL16", "B2FL24", "B2FL8"]
-    assert facets["kind"] == ["svm", "train"] and facets["dataset"] == ["cifar10", "digits"]
-
-
-def test_bad_listing_requests_are_store_errors(store: Store) -> None:
-    with pytest.raises(StoreError, match="Cannot sort runs by 'config'"):
-        store.page_runs(sort="config")
-    with pytest.raises(StoreError, match="A page holds"):
-        store.page_runs(limit=0)
+    store.update(ids[0], metrics={"test_accuracy": 0.75, "params_total": 1234},
+                 status="completed", ended=True)
+    other = store.create_run(name="resnet", config={"model": {"name": "resnet20"}}, seed=0,
+                             env={}, kind="svm")
+    rows = {r["id"]: r for r in store.run_summaries()}
+    assert len(rows) == 5
+    first = rows[ids[0]]
+    assert (first["model"], first["model_name"], first["dataset"]) == ("B2FL8", "blocks",
+                                                                       "cifar10")
+    assert first["test_accuracy"] == 0.75 and first["params_total"] == 1234
+    assert first["status"] == "completed" and first["epochs_done"] == 1
+    assert rows[other]["model"] == "resnet20" and rows[other]["dataset"] is None
+    assert rows[other]["epochs_done"] == 0 and rows[other]["kind"] == "svm"
+    later = store.run_summaries(started_after=rows[ids[3]]["started_at"])
+    assert [r["id"] for r in later] == [ids[3], other]
+    assert [r["model"] for r in store.run_summaries(ids=[ids[2]])] == ["B2FL24"]
 
 
 def test_activity_changes_with_epochs_and_ends(store: Store) -> None:
     rid = store.create_run(name=None, config={}, seed=0, env={})
-    before = store.activity()
-    assert before["running"] == {rid: 0}
+    assert store.activity()["running"] == {rid: 0}
     store.add_epoch(rid, 1, {})
     assert store.activity()["running"] == {rid: 1}
     store.update(rid, status="completed", ended=True)

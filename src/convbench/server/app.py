@@ -43,9 +43,10 @@ from fastapi.staticfiles import StaticFiles
 from .. import config as cfgmod
 from ..errors import ConvbenchError, StoreError
 from ..report.html import CSS as REPORT_CSS
-from ..store import RunFilter, Store
+from ..store import Store
 from . import control, playground, views
 from .jobs import Jobs
+from .listing import RunFilter, RunIndex
 from .live import Live
 from .security import Guard
 from .settings import Settings
@@ -86,12 +87,14 @@ def create_app(settings: Settings) -> FastAPI:
     settings = settings.checked()
     store = Store(settings.store)
     jobs = Jobs(store.url, settings.max_runs, tempfile.mkdtemp(prefix="convbench-serve-"))
-    live = Live(store, jobs, settings.poll_s)
+    index = RunIndex(store)
+    live = Live(store, jobs, index, settings.poll_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # Warm the slow imports in the background, so the first page answers at once.
         threading.Thread(target=meta, daemon=True).start()
+        threading.Thread(target=index.refresh, daemon=True).start()
         poll = asyncio.create_task(live.poll_forever())
         try:
             yield
@@ -150,11 +153,11 @@ def create_app(settings: Settings) -> FastAPI:
                  desc: bool = True, offset: int = 0, limit: int = 50) -> dict:
         flt = RunFilter(kind=kind, status=status, dataset=dataset, model=model, group_id=group,
                         text=q)
-        return store.page_runs(flt, sort=sort, descending=desc, offset=offset, limit=limit)
+        return index.page(flt, sort=sort, descending=desc, offset=offset, limit=limit)
 
     @app.get("/api/facets")
     def api_facets() -> dict:
-        return store.run_facets()
+        return index.facets()
 
     @app.get("/api/jobs")
     def api_jobs() -> list:
@@ -218,6 +221,7 @@ def create_app(settings: Settings) -> FastAPI:
             if run["status"] == "running":
                 raise StoreError(f"Run {run['id']} is running; stop it before deleting it.")
             store.delete_run(run["id"])
+            index.forget(run["id"])
             deleted.append(run["id"])
         return {"deleted": deleted}
 

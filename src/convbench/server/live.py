@@ -1,7 +1,8 @@
 """Live updates: one poll of the store shared by every open page, sent as server-sent events.
 
 Every ``poll_s`` seconds one task reads :meth:`Store.activity` (running runs and their epoch
-counts, runs per status), the size of each running run's batch file and the job queue. When
+counts, runs per status), the size of each running run's batch file and the job queue, and
+brings the Runs listing (:class:`~convbench.server.listing.RunIndex`) up to date. When
 that snapshot changes, every connected page gets it as one ``data:`` event and fetches what
 it shows. A run started anywhere — this page, a terminal, another machine on a shared
 PostgreSQL store — appears within one poll; a hundred open tabs still cost one poll.
@@ -18,6 +19,7 @@ from typing import Any
 from ..store import Store
 from . import control
 from .jobs import Jobs
+from .listing import RunIndex
 
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
 log = logging.getLogger("convbench.server")
@@ -26,8 +28,8 @@ log = logging.getLogger("convbench.server")
 class Live:
     """The shared poll and its subscribers."""
 
-    def __init__(self, store: Store, jobs: Jobs, poll_s: float):
-        self.store, self.jobs, self.poll_s = store, jobs, poll_s
+    def __init__(self, store: Store, jobs: Jobs, index: RunIndex, poll_s: float):
+        self.store, self.jobs, self.index, self.poll_s = store, jobs, index, poll_s
         self.current: dict[str, Any] = {}
         self.version = 0
         self._subscribers: set[asyncio.Queue] = set()
@@ -37,6 +39,7 @@ class Live:
         """What the pages watch (blocking: run in a thread)."""
         self.jobs.tick()
         activity = self.store.activity()
+        self.index.refresh(activity)  # the Runs listing reads new and changed runs only
         running = {}
         for run_id, epochs in activity["running"].items():
             try:

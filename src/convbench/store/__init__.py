@@ -9,7 +9,6 @@
 """
 
 from convbench.errors import StoreError
-from convbench.store.queries import RunFilter
 from convbench.store.store import GROUP_STATUSES, RUN_STATUSES, Store
 
-__all__ = ["GROUP_STATUSES", "RUN_STATUSES", "RunFilter", "Store", "StoreError"]
+__all__ = ["GROUP_STATUSES", "RUN_STATUSES", "Store", "StoreError"]

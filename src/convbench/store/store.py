@@ -24,11 +24,10 @@ from convbench.errors import StoreError
 from convbench.store import database as db
 from convbench.store.jsonsafe import merge, to_json
 from convbench.store.queries import (
-    RunFilter,
     activity_query,
-    facets_query,
-    listing_query,
+    epoch_counts_query,
     status_counts_query,
+    summary_query,
 )
 from convbench.store.schema import SCHEMA_VERSION, epochs, groups, info, metadata, runs
 
@@ -327,32 +326,25 @@ class Store:
             lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False
         )
 
-    def page_runs(self, flt: RunFilter | None = None, *, sort: str = "started_at",
-                  descending: bool = True, offset: int = 0, limit: int = 50) -> dict:
-        """One page of runs, filtered and sorted in the database: ``{"total": n, "runs":
-        [...]}``. Each run is a short row (id, name, kind, status, group_id, seed, device,
-        started_at, ended_at, dataset, model, main metrics, error, epochs_done), not the full
-        run; :meth:`get_run` gives that.
+    def run_summaries(self, *, started_after: str | None = None,
+                      ids: list[str] | None = None) -> list[dict]:
+        """The short form of runs — id, name, kind, status, group_id, seed, device,
+        started_at, ended_at, dataset, model (``B2FL32`` for the blocks constructor),
+        model_name, main metrics, error and ``epochs_done`` — of all runs, of those started
+        at or after ``started_after``, or of ``ids``. A listing keeps these in memory and
+        asks again only for new runs and for the ones that were running.
 
-        Example: ``store.page_runs(RunFilter(status="completed"), sort="test_accuracy",
-        limit=20)["runs"][0]["id"]`` gives the best completed run's id.
-        """
-        page, count = listing_query(flt or RunFilter(), sort, descending, offset, limit)
-
-        def work(conn: sa.Connection) -> dict:
-            rows = [dict(r) for r in conn.execute(page).mappings()]
-            return {"total": conn.scalar(count), "runs": rows}
-
-        return self._transact(work, write=False)
-
-    def run_facets(self) -> dict[str, list[str]]:
-        """The values the listing filters can take: kinds, statuses, data sets, models.
-
-        Example: ``store.run_facets()["dataset"]`` gives ``['digits', 'fashion-mnist']``.
+        Example: ``store.run_summaries(ids=["3f9c01ab"])[0]["model"]`` gives ``'B2FL32'``.
         """
 
-        def work(conn: sa.Connection) -> dict[str, list[str]]:
-            return {name: [str(v) for v in conn.scalars(q)] for name, q in facets_query()}
+        def work(conn: sa.Connection) -> list[dict]:
+            rows = [dict(r) for r in conn.execute(
+                summary_query(started_after=started_after, ids=ids)).mappings()]
+            wanted = None if started_after is None and ids is None else [r["id"] for r in rows]
+            done = dict(conn.execute(epoch_counts_query(wanted)).all()) if rows else {}
+            for row in rows:
+                row["epochs_done"] = int(done.get(row["id"], 0))
+            return rows
 
         return self._transact(work, write=False)
 
