@@ -94,6 +94,8 @@ def section(ctx: Context, heading: str) -> str | None:
                 "Environment": _environment_section, "All runs": _runs_section}
     if heading not in builders:
         raise KeyError(f"no report section {heading!r}; one of {', '.join(builders)}")
+    if heading == "Runs not completed" and not ctx.incomplete:
+        return None
     return builders[heading](ctx)
 
 

@@ -288,13 +288,13 @@ async function playgroundPage() {
     const boxes = [0, 1, 2, 3].map(i => charts.appendChild(h("div", {id: `live-chart-${i}`})));
     C.drawChart(boxes[0], {title: "Loss per batch (smoothed)", xlabel: "iteration", ylabel: "loss",
       series: [{label: "batch loss", colour: "#0072B2", points: data.batches.map(p => [p.it, p.loss])}]});
-    C.drawChart(boxes[1], {title: "Loss per epoch", xlabel: "epoch", ylabel: "loss", series: [
+    C.drawChart(boxes[1], {title: "Loss per epoch", xlabel: "epoch", integerX: true, ylabel: "loss", series: [
       {label: "train", colour: "#0072B2", points: ep.map(r => [r.epoch, r.train_loss])},
       {label: "validation", colour: "#E69F00", points: ep.map(r => [r.epoch, r.val_loss])}]});
-    C.drawChart(boxes[2], {title: "Accuracy per epoch", xlabel: "epoch", ylabel: "accuracy (%)", series: [
+    C.drawChart(boxes[2], {title: "Accuracy per epoch", xlabel: "epoch", integerX: true, ylabel: "accuracy (%)", series: [
       {label: "train", colour: "#0072B2", points: ep.map(r => [r.epoch, r.train_accuracy == null ? null : r.train_accuracy * 100])},
       {label: "validation", colour: "#E69F00", points: ep.map(r => [r.epoch, r.val_accuracy == null ? null : r.val_accuracy * 100])}]});
-    C.drawChart(boxes[3], {title: "Learning rate", xlabel: "epoch", ylabel: "LR",
+    C.drawChart(boxes[3], {title: "Learning rate", xlabel: "epoch", integerX: true, ylabel: "LR",
       series: [{label: "lr", colour: "#009E73", points: ep.map(r => [r.epoch, r.lr])}]});
     const done = ep.length, planned = data.epochs_planned;
     const meanTime = done ? ep.reduce((a, r) => a + (r.time_s || 0), 0) / done : null;
@@ -488,10 +488,10 @@ async function runPage(runId) {
     const ep = r.epochs;
     if (ep.length) {
       const a = curves.appendChild(h("div")), b = curves.appendChild(h("div"));
-      C.drawChart(a, {title: "Loss", xlabel: "epoch", ylabel: "loss", series: [
+      C.drawChart(a, {title: "Loss", xlabel: "epoch", integerX: true, ylabel: "loss", series: [
         {label: "train", colour: "#0072B2", points: ep.map(e => [e.epoch, e.train_loss])},
         {label: "validation", colour: "#E69F00", points: ep.map(e => [e.epoch, e.val_loss])}]});
-      C.drawChart(b, {title: "Accuracy", xlabel: "epoch", ylabel: "accuracy (%)", series: [
+      C.drawChart(b, {title: "Accuracy", xlabel: "epoch", integerX: true, ylabel: "accuracy (%)", series: [
         {label: "train", colour: "#0072B2", points: ep.map(e => [e.epoch, e.train_accuracy == null ? null : e.train_accuracy * 100])},
         {label: "validation", colour: "#E69F00", points: ep.map(e => [e.epoch, e.val_accuracy == null ? null : e.val_accuracy * 100])}]});
     }
@@ -539,7 +539,7 @@ async function comparePage() {
       const band = cv.epoch.map((e, i) => cv.std[i] == null ? [e, null, null] : [e, (cv.mean[i] - cv.std[i]) * scale, (cv.mean[i] + cv.std[i]) * scale]);
       return {label: v.label, colour: v.colour, points: pts, band};
     });
-    C.drawChart(curves.appendChild(h("div")), {title, xlabel: "epoch", ylabel: title, series});
+    C.drawChart(curves.appendChild(h("div")), {title, xlabel: "epoch", integerX: true, ylabel: title, series});
   }
   function drawPareto() {
     const axis = axes.find(a => a.key === axisSel.value);

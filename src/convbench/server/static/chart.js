@@ -62,6 +62,8 @@ function drawChart(container, opts) {
   if (x0 === x1) { x0 -= logx ? x0 / 2 : 1; x1 += logx ? x1 : 1; }
   if (y0 === y1) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
   const padY = (y1 - y0) * 0.06; y0 -= padY; y1 += padY;
+  if (opts.scatter && !logx) { const padX = (x1 - x0) * 0.08; x0 -= padX; x1 += padX; }
+  if (opts.scatter && logx) { x0 /= 1.3; x1 *= 1.3; }
   const fx = logx ? (v => Math.log10(v)) : (v => v);
   const X = v => M.l + (fx(v) - fx(x0)) / (fx(x1) - fx(x0)) * (W - M.l - M.r);
   const Y = v => H - M.b - (v - y0) / (y1 - y0) * (H - M.t - M.b);
@@ -70,7 +72,9 @@ function drawChart(container, opts) {
     svgEl("line", {x1: M.l, x2: W - M.r, y1: Y(t), y2: Y(t)}, grid);
     svgEl("text", {x: M.l - 6, y: Y(t) + 4, "text-anchor": "end"}, grid).textContent = fmtTick(t);
   }
-  for (const t of (logx ? logTicks(x0, x1) : niceTicks(x0, x1, 6))) {
+  let xticks = logx ? logTicks(x0, x1) : niceTicks(x0, x1, 6);
+  if (opts.integerX) xticks = xticks.filter(t => Number.isInteger(t));  // epochs
+  for (const t of xticks) {
     svgEl("line", {x1: X(t), x2: X(t), y1: M.t, y2: H - M.b, class: "v"}, grid);
     svgEl("text", {x: X(t), y: H - M.b + 16, "text-anchor": "middle"}, grid).textContent = fmtTick(t);
   }
