@@ -206,3 +206,28 @@ def test_pages_load_nothing_from_outside(page, server, path):
     page.goto(server.url(path))
     page.wait_for_selector(".live.on")
     assert page.evaluate("document.fonts.size") == 0
+
+
+def test_lr_range_test_from_the_page_puts_its_bounds_into_the_schedule(page, server):
+    page.goto(server.url("/?" + _query(SETUP)))
+    page.wait_for_selector('#knobs[data-state="idle"]')
+    page.click("#lrf summary")
+    page.fill("#lrf-max", "0")  # the spec's own check, as `convbench lr-find` says it
+    page.click("#lr-find")
+    page.wait_for_function("() => document.querySelector('#lrf-status').textContent"
+                           ".includes('max_lr')")
+    page.fill("#lrf-max", "1")
+    page.fill("#lrf-epochs", "1")
+    page.click("#lr-find")
+    page.wait_for_selector("#lrf-chart svg path.series", timeout=WAIT_MS)
+    runs = server.call("/api/runs?kind=lr-find")[1]["runs"]
+    assert len(runs) == 1 and runs[0]["status"] == "completed"
+    with Store(str(server.store)) as store:
+        metrics = store.get_run(runs[0]["id"])["metrics"]
+    assert metrics["lr_lower"] and metrics["lr_upper"], metrics["bounds_reason"]
+    page.click("#use-bounds")
+    assert float(_field(page, "optim.lr").input_value()) == metrics["lr_lower"]
+    assert float(_field(page, "schedule.max_lr").input_value()) == metrics["lr_upper"]
+    assert _field(page, "schedule.name").input_value() == "triangular"
+    page.wait_for_selector('#knobs[data-state="idle"]')
+    assert "schedule.max_lr=" in page.url and page.locator(".field.invalid").count() == 0

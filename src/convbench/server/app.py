@@ -6,7 +6,9 @@ Routes (all under the checks of :mod:`convbench.server.security`):
   whose script draws the page; ``/static/…`` its files (shipped in the package);
 - ``GET /api/meta`` data sets (found or how to get them), models, optimisers, schedules and
   every config field; ``POST /api/check`` a form's messages and live model figures;
-- ``POST /api/train`` queue a run; ``POST /api/runs/{id}/pause|stop|resume``;
+- ``POST /api/train`` queue a run, ``POST /api/lr-find`` an LR range test of the form's
+  config (``GET /api/runs/{id}/lr-curve`` its curves and bounds);
+  ``POST /api/runs/{id}/pause|stop|resume``;
   ``POST /api/runs/delete``;
 - ``GET /api/runs`` paged listing, ``GET /api/facets``, ``GET /api/runs/{id}``,
   ``GET /api/runs/{id}/live``, ``GET /api/runs/{id}/artifacts/{name}``,
@@ -77,6 +79,7 @@ def meta() -> dict[str, Any]:
         "models": [{"name": m["name"], "description": m.get("description"),
                     "params": m.get("params")} for m in list_models()],
         "optimizers": OPTIMIZERS.names(), "schedules": SCHEDULES.names(),
+        "two_bound_schedules": list(cfgmod.TWO_BOUND_SCHEDULES),
         "fields": [{"path": p, "type": t, "default": d, "help": h}
                    for p, t, d, h in cfgmod.config_fields(cfgmod.RunConfig)],
     }
@@ -144,6 +147,28 @@ def create_app(settings: Settings) -> FastAPI:
         cfg = playground.resolved(items)
         job = jobs.submit(config=cfg.model_dump(mode="json"))
         return JSONResponse({"job": job.view()})
+
+    @app.post("/api/lr-find")
+    def api_lr_find(body: JsonBody) -> JSONResponse:
+        # {"values": form values, "spec": {min_lr, max_lr, epochs, …}}: the form's config
+        # range-tested as `convbench lr-find` would (one seed, one stored run).
+        from ..training.lr_finder import make_spec
+
+        values = (body or {}).get("values") or {}
+        checked = playground.check(values)
+        if checked["errors"]:
+            return JSONResponse({"error": checked["errors"][0]["message"], **checked},
+                                status_code=422)
+        raw = (body or {}).get("spec") or {}
+        spec = make_spec(**{k: raw.get(k) for k in ("min_lr", "max_lr", "epochs", "mode")})
+        cfg = playground.resolved(playground.set_items(values))
+        job = jobs.submit(config=cfg.model_dump(mode="json"),
+                          lr_find=spec.model_dump(mode="json", exclude={"rule"}))
+        return JSONResponse({"job": job.view()})
+
+    @app.get("/api/runs/{run_id}/lr-curve")
+    def api_lr_curve(run_id: str) -> dict:
+        return views.lr_curve(store, run_id)
 
     # ----- runs ---------------------------------------------------------------------------
     @app.get("/api/runs")

@@ -35,7 +35,7 @@ class Job:
     """One queued, running or finished job."""
 
     id: str
-    spec: dict[str, Any]  # {"config": {...}} or {"resume": run_id}
+    spec: dict[str, Any]  # {"config": {...}} (+ "lr_find": {...}) or {"resume": run_id}
     status: str = "queued"  # queued → running → done | failed | cancelled
     run_id: str | None = None
     error: str | None = None
@@ -44,7 +44,9 @@ class Job:
 
     def view(self) -> dict[str, Any]:
         """What the page sees."""
-        return {"id": self.id, "status": self.status, "run_id": self.run_id,
+        kind = "lr-find" if "lr_find" in self.spec else "resume" if "resume" in self.spec \
+            else "train"
+        return {"id": self.id, "kind": kind, "status": self.status, "run_id": self.run_id,
                 "error": self.error, "resume": self.spec.get("resume"),
                 "name": (self.spec.get("config") or {}).get("name")}
 
@@ -59,11 +61,14 @@ class Jobs:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, *, config: dict | None = None, resume: str | None = None) -> Job:
-        """Queue a config to train or a run to resume, and start it if a slot is free."""
-        job = Job(id=uuid.uuid4().hex[:10],
-                  spec={"config": config} if resume is None else {"resume": resume},
-                  run_id=resume)
+    def submit(self, *, config: dict | None = None, resume: str | None = None,
+               lr_find: dict | None = None) -> Job:
+        """Queue a config to train (or to range-test, with an ``lr_find`` spec) or a run to
+        resume, and start it if a slot is free."""
+        spec: dict[str, Any] = {"config": config} if resume is None else {"resume": resume}
+        if lr_find is not None:
+            spec["lr_find"] = lr_find
+        job = Job(id=uuid.uuid4().hex[:10], spec=spec, run_id=resume)
         with self._lock:
             self._jobs[job.id] = job
         self.tick()

@@ -8,6 +8,7 @@ of the same runs show the same numbers.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,20 @@ def artifact_path(store: Store, run_id: str, name: str) -> Path:
     if path is None or not path.is_file() or folder not in path.parents:
         raise StoreError(f"Run {run['id']} has no artifact {name!r}.")
     return path
+
+
+def lr_curve(store: Store, run_id: str) -> dict[str, Any]:
+    """An LR range test's smoothed loss and accuracy against the LR (its ``lr_find``
+    artifact, as ``convbench lr-find`` records it) and the bounds it suggests."""
+    run = store.get_run(store.resolve_id(run_id))
+    if run["kind"] != "lr-find":
+        raise StoreError(f"Run {run['id']} is a {run['kind']} run, not an LR range test.")
+    curve = json.loads(artifact_path(store, run["id"], "lr_find").read_text())
+    m = run.get("metrics") or {}
+    return {"id": run["id"], "lr": curve["lr"], "loss": curve["loss_smooth"],
+            "accuracy": curve["accuracy_smooth"], "lower": m.get("lr_lower"),
+            "upper": m.get("lr_upper"), "reason": m.get("bounds_reason"),
+            "sweep": m.get("sweep"), "stop_reason": m.get("stop_reason")}
 
 
 def compare(store: Store, run_ids: list[str]) -> dict[str, Any]:

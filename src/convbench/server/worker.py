@@ -1,7 +1,9 @@
 """The process one run started from the web app lives in (never the web server's own).
 
 ``python -m convbench.server.worker JOB.json`` reads the job (store URL, and a config to
-train or a run id to resume), trains through :func:`convbench.training.train` — the same
+train, a run id to resume, or a config and an LR range test spec), trains through
+:func:`convbench.training.train` (or :func:`~convbench.training.lr_finder.run_range_test`,
+as ``convbench lr-find`` does) — the same
 call as ``convbench train``, so a run from the page gives the numbers the command line gives
 for its config and seed — and writes its progress and outcome beside the job file
 (``JOB.out.json``: run id, status, error). Pause and stop requests arrive through the run's
@@ -81,9 +83,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         store = Store(job["store"])
-        run = train(job.get("config"), store=store, quiet=True, resume=job.get("resume"),
-                    on_start=lambda rid: watcher.on_start(rid, store.run_dir(rid)),
-                    on_step=watcher.on_step, on_epoch=watcher.on_epoch)
+        if job.get("lr_find"):
+            from ..training.lr_finder import make_spec, run_range_test
+
+            run = run_range_test(job["config"], make_spec(**job["lr_find"]), store=store)
+        else:
+            run = train(job.get("config"), store=store, quiet=True, resume=job.get("resume"),
+                        on_start=lambda rid: watcher.on_start(rid, store.run_dir(rid)),
+                        on_step=watcher.on_step, on_epoch=watcher.on_epoch)
     except (KeyboardInterrupt, Stopped) as stop:
         _write(out, {"run_id": getattr(stop, "run_id", None), "status": "stopped"})
         return 0

@@ -183,6 +183,19 @@ async function playgroundPage() {
   function show(text) { if (!text) return; out.hidden = false; out.textContent = text; copyText(text, note); }
 
   const estimate = h("div", {class: "estimate", id: "estimate"});
+  // The LR range test of the form's config, as `convbench lr-find` runs it.
+  const lrf = h("details", {id: "lrf", class: "lrf"}, h("summary", {}, "LR range test"),
+    h("p", {class: "note"}, "Trains the form's model while the learning rate sweeps from min to max; " +
+      "the bounds are read off the smoothed accuracy (docs/lr-find.md)."),
+    h("div", {class: "filters"},
+      h("label", {}, "min LR", h("input", {id: "lrf-min", value: "1e-4", size: 8})),
+      h("label", {}, "max LR", h("input", {id: "lrf-max", value: "1", size: 8})),
+      h("label", {}, "epochs", h("input", {id: "lrf-epochs", value: "2", size: 4})),
+      h("button", {id: "lr-find", type: "button", onclick: lrFind}, "Run the range test"),
+      h("button", {id: "use-bounds", type: "button", disabled: true, onclick: useBounds}, "Use these bounds")),
+    h("p", {class: "meta-line", id: "lrf-status"}),
+    h("div", {id: "lrf-chart"}));
+  let lrJob = null, bounds = null;
   const panel = h("div", {id: "live-panel"},
     h("h2", {}, "Run ", h("span", {id: "run-link"}), " ", h("span", {id: "run-status"})),
     h("p", {class: "meta-line", id: "run-progress"}, "Press Train to start a run with these settings."),
@@ -192,7 +205,7 @@ async function playgroundPage() {
   app.replaceChildren(h("h1", {}, "Playground"),
     h("div", {class: "playground"},
       h("div", {}, h("div", {class: "error-box", id: "form-error", hidden: true}), form),
-      h("div", {}, h("h2", {}, "The model"), estimate, buttons, out, panel)));
+      h("div", {}, h("h2", {}, "The model"), estimate, buttons, out, lrf, panel)));
 
   form.addEventListener("input", e => {
     const path = e.target.dataset.path;
@@ -257,6 +270,46 @@ async function playgroundPage() {
     $("#run-progress").textContent = "queued…";
     $("#run-status").replaceChildren(statusBadge("queued"));
     $("#live-charts").textContent = ""; $("#run-result").textContent = ""; $("#run-error").hidden = true;
+  }
+
+  async function lrFind() {
+    const spec = {min_lr: $("#lrf-min").value, max_lr: $("#lrf-max").value, epochs: $("#lrf-epochs").value};
+    try {
+      const {status, data} = await api("/api/lr-find", {values: {...values}, spec});
+      if (status === 422) { showErrors(data.errors); return; }
+      lrJob = data.job.id; bounds = null; $("#use-bounds").disabled = true;
+      $("#lrf-status").textContent = "range test queued…"; $("#lrf-chart").textContent = "";
+    } catch (err) { $("#lrf-status").textContent = err.message; }
+  }
+
+  async function showCurve(runId) {
+    const {data: c} = await api(`/api/runs/${runId}/lr-curve`);
+    const C = window.convbenchChart;
+    const logx = c.sweep === "exp";
+    const marks = [];
+    for (const [name, lr] of [["lower", c.lower], ["upper", c.upper]]) if (lr != null) marks.push({x: lr, label: name});
+    C.drawChart($("#lrf-chart"), {title: "Smoothed accuracy and loss against the LR", xlabel: "learning rate",
+      ylabel: "accuracy (%) / loss × 10", logx, width: 640, height: 300, vlines: marks, series: [
+        {label: "accuracy (%)", colour: "#0072B2", points: c.lr.map((lr, i) => [lr, c.accuracy[i] == null ? null : c.accuracy[i] * 100])},
+        {label: "loss × 10", colour: "#D55E00", points: c.lr.map((lr, i) => [lr, c.loss[i] == null ? null : c.loss[i] * 10])}]});
+    bounds = c.lower != null && c.upper != null ? c : null;
+    $("#use-bounds").disabled = !bounds;
+    $("#lrf-status").replaceChildren("Range test ", h("a", {href: link(`/run/${runId}`)}, runId), bounds ?
+      ` suggests lower ${+c.lower.toPrecision(3)}, upper ${+c.upper.toPrecision(3)}.` : ` found no bounds: ${c.reason || c.stop_reason}.`);
+    $("#lrf-status").dataset.lower = c.lower; $("#lrf-status").dataset.upper = c.upper;
+  }
+
+  function useBounds() {
+    if (!bounds) return;
+    const set = {"optim.lr": String(bounds.lower), "schedule.max_lr": String(bounds.upper)};
+    const schedule = values["schedule.name"] || fields["schedule.name"].default;
+    if (!meta.two_bound_schedules.includes(schedule)) set["schedule.name"] = "triangular";
+    for (const [path, v] of Object.entries(set)) {
+      values[path] = v;
+      const el = $(`[data-path="${path}"]`);
+      if (el) el.value = v;
+    }
+    syncUrl(); scheduleCheck();
   }
 
   async function control(action) {
@@ -325,6 +378,12 @@ async function playgroundPage() {
       }
       if (j.status === "failed" && !j.run_id) { $("#run-error").hidden = false; $("#run-error").textContent = j.error; }
       if (j.run_id) watch(j.run_id);
+    }
+    const lj = lrJob && snap.jobs.find(x => x.id === lrJob);
+    if (lj) {
+      if (lj.status === "running") $("#lrf-status").textContent = "range test running…";
+      if (lj.status === "failed") $("#lrf-status").textContent = lj.error || "the range test failed";
+      if (lj.status === "done" && lj.run_id) { lrJob = null; showCurve(lj.run_id); }
     }
     if (!watched) return;
     const now = snap.running[watched], before = prev && prev.running[watched];

@@ -101,6 +101,11 @@ function drawChart(container, opts) {
       for (const p of pts) svgEl("circle", {cx: X(p[0]), cy: Y(p[1]), r: 2.6, fill: s.colour, class: "point"}, svg);
     }
   }
+  for (const v of opts.vlines || []) {
+    if (v.x == null || v.x < x0 || v.x > x1) continue;
+    svgEl("line", {x1: X(v.x), x2: X(v.x), y1: M.t, y2: H - M.b, stroke: "#1f2328", "stroke-dasharray": "3 3", class: "vline"}, svg);
+    svgEl("text", {x: X(v.x) + 4, y: M.t + 12, class: "dot-label"}, svg).textContent = v.label;
+  }
   if (opts.front && opts.front.length) {
     const d = opts.front.map((p, i) => `${i ? "L" : "M"}${X(p[0])},${Y(p[1])}`).join("");
     svgEl("path", {d, fill: "none", stroke: "#59636e", "stroke-dasharray": "5 4", class: "front"}, svg);
