@@ -91,6 +91,9 @@ def test_url_round_trip_restores_every_field(page, server, browser):
                 for el in other.locator("[data-path]").all()}
     assert restored == values
     assert other.inner_text("#est-params") == params_3
+    # The epoch time, measured on this machine by a probe process (a few timed steps).
+    other.wait_for_selector("#est-epoch[data-seconds]", timeout=WAIT_MS)
+    assert float(other.get_attribute("#est-epoch", "data-seconds")) > 0
     # A knob changes the live figures before anything trains.
     _field(other, "model.blocks").fill("2")
     other.wait_for_function(f"() => document.querySelector('#est-params')?.textContent "

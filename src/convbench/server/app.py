@@ -6,6 +6,7 @@ Routes (all under the checks of :mod:`convbench.server.security`):
   whose script draws the page; ``/static/…`` its files (shipped in the package);
 - ``GET /api/meta`` data sets (found or how to get them), models, optimisers, schedules and
   every config field; ``POST /api/check`` a form's messages and live model figures;
+  ``POST /api/epoch-time`` the epoch time measured on this machine (a probe process);
 - ``POST /api/train`` queue a run, ``POST /api/lr-find`` an LR range test of the form's
   config (``GET /api/runs/{id}/lr-curve`` its curves and bounds);
   ``POST /api/runs/{id}/pause|stop|resume``;
@@ -50,6 +51,7 @@ from . import control, playground, views
 from .jobs import Jobs
 from .listing import RunFilter, RunIndex
 from .live import Live
+from .probe import EpochTimes
 from .security import Guard
 from .settings import Settings
 
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.store)
     jobs = Jobs(store.url, settings.max_runs, tempfile.mkdtemp(prefix="convbench-serve-"))
     index = RunIndex(store)
+    epoch_times = EpochTimes()
     live = Live(store, jobs, index, settings.poll_s)
 
     @contextlib.asynccontextmanager
@@ -104,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             live.close()
             poll.cancel()
+            epoch_times.close()
             await asyncio.to_thread(jobs.shutdown)
             store.close()
 
@@ -135,6 +139,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/check")
     def api_check(values: JsonBody) -> dict:
         return playground.check(values or {})
+
+    @app.post("/api/epoch-time")
+    def api_epoch_time(values: JsonBody) -> dict:
+        # Measured in a probe process, cached per config; {"measuring": true} meanwhile.
+        checked = playground.check(values or {})
+        if checked["errors"]:
+            return {"error": checked["errors"][0]["message"]}
+        cfg = playground.resolved(playground.set_items(values or {}))
+        return epoch_times.get(cfg.model_dump(mode="json"))
 
     @app.post("/api/train")
     def api_train(values: JsonBody) -> JSONResponse:

@@ -248,6 +248,29 @@ async function playgroundPage() {
       h("div", {}, h("b", {}, e.classes), h("span", {}, "classes")),
     ] : [h("span", {class: "note"}, data.errors.length ? "Fix the settings to see the model's size." : (e && e.note) || "")]));
     if (e && e.note && e.input_shape) estimate.append(h("p", {class: "note"}, e.note));
+    if (e && e.input_shape) {
+      const slot = h("div", {}, h("b", {id: "est-epoch"}, "…"), h("span", {}, "epoch time (measuring)"));
+      estimate.insertBefore(slot, estimate.children[4] || null);
+      epochTime(sent, slot);
+    }
+  }
+
+  // A few timed steps on this machine, in a probe process; cached per config on the server.
+  async function epochTime(sent, slot) {
+    for (let tries = 0; tries < 60; tries++) {
+      if (JSON.stringify(sent) !== JSON.stringify(values)) return;  // the form moved on
+      const {data} = await api("/api/epoch-time", sent);
+      if (!data.measuring) {
+        const b = slot.querySelector("b"), label = slot.querySelector("span");
+        if (data.epoch_s != null) {
+          b.textContent = secs(data.epoch_s);
+          b.dataset.seconds = data.epoch_s;
+          label.textContent = `epoch time here (${data.steps_per_epoch} steps × ${(data.step_s * 1000).toFixed(0)} ms)`;
+        } else { b.textContent = "—"; label.textContent = data.error || "epoch time unknown"; label.title = data.error || ""; }
+        return;
+      }
+      await new Promise(r => setTimeout(r, 2000));
+    }
   }
 
   function showErrors(errors) {
