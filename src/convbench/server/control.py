@@ -58,8 +58,7 @@ def batch_points(run_dir: Path, after: int = 0) -> list[dict]:
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> (folder / BATCHES).write_text('{"it": 1, "loss": 2.0}\\n{"it": 2, "loss": 1.5}\\n{"it')
-    39
+    >>> _ = (folder / BATCHES).write_text('{"it": 1, "loss": 2.0}\\n{"it": 2, "loss": 1.5}\\n{"it')
     >>> [p["it"] for p in batch_points(folder)]
     [1, 2]
     """
