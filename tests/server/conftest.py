@@ -19,6 +19,13 @@ from pathlib import Path
 
 import pytest
 
+# tests/ holds helpers shared by several test folders (pg.py).
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
+from pg import postgres_server, postgres_url  # noqa: E402, F401
+
 pytest.importorskip("fastapi", reason="convbench serve needs the `serve` extra")
 pytest.importorskip("uvicorn", reason="convbench serve needs the `serve` extra")
 
@@ -84,7 +91,7 @@ class Server:
                 self.process.wait()
 
 
-def start_server(store: Path, *args: str, host: str = "127.0.0.1") -> Server:
+def start_server(store: Path | str, *args: str, host: str = "127.0.0.1") -> Server:
     """Start ``convbench serve`` and wait until its API answers."""
     port = free_port()
     process = subprocess.Popen(

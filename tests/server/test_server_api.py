@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import urllib.request
 
+import pytest
+
 from conftest import cli, start_server
+from convbench.store import Store
 
 
 def test_non_loopback_server_refuses_calls_without_the_token(tmp_path):
@@ -62,3 +65,24 @@ def test_unknown_runs_and_bad_listings_are_4xx(server):
     assert server.call("/api/runs?sort=config")[0] == 400
     assert server.call("/api/runs/deadbeef/pause", {})[0] == 404
     assert server.call("/api/runs/deadbeef/artifacts/log")[0] == 404
+
+
+@pytest.mark.postgres
+def test_runs_and_live_snapshot_from_a_postgresql_store(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVBENCH_ARTIFACTS", str(tmp_path / "artifacts"))
+    with Store(postgres_url) as store:
+        done = store.create_run(name="done", config={"data": {"dataset": "digits"}, "model": {
+            "name": "blocks", "blocks": 2, "base_filters": 8}}, seed=0, env={})
+        store.update(done, status="completed", metrics={"test_accuracy": 0.9}, ended=True)
+        running = store.create_run(name="busy", config={}, seed=1, env={})
+        store.add_epoch(running, 1, {"val_accuracy": 0.5})
+    server = start_server(postgres_url)
+    try:
+        listing = server.call("/api/runs?sort=test_accuracy")[1]
+        assert [r["name"] for r in listing["runs"]] == ["done", "busy"]
+        assert listing["runs"][0]["model"] == "B2FL8"
+        assert server.call("/api/runs?q=b2fl8")[1]["total"] == 1
+        assert server.call(f"/api/runs/{running}")[1]["epochs"][0]["val_accuracy"] == 0.5
+        assert server.call(f"/api/compare?ids={done},{running}")[0] == 200
+    finally:
+        server.stop()

@@ -234,3 +234,21 @@ def test_lr_range_test_from_the_page_puts_its_bounds_into_the_schedule(page, ser
     assert _field(page, "schedule.name").input_value() == "triangular"
     page.wait_for_selector('#knobs[data-state="idle"]')
     assert "schedule.max_lr=" in page.url and page.locator(".field.invalid").count() == 0
+
+
+def test_reproduce_fills_the_form_from_a_stored_run(page, server):
+    with Store(str(server.store)) as store:
+        run_id = _record(store, 1)  # digits, B2FL8, sgd, seed 1
+        config = store.get_run(run_id)["config"]
+    page.goto(server.url(f"/run/{run_id}"))
+    page.click("#reproduce")
+    page.wait_for_selector('#knobs[data-state="idle"]')
+    assert _field(page, "model.name").input_value() == config["model"]["name"] == "B2FL8"
+    assert _field(page, "optim.name").input_value() == "sgd"
+    assert _field(page, "train.seed").input_value() == "1"
+    assert page.locator(".field.invalid").count() == 0
+    # The form now builds the stored config exactly (same YAML as the run's).
+    status, body = server.call("/api/check", {
+        el.get_attribute("data-path"): el.input_value()
+        for el in page.locator("[data-path]").all() if el.input_value()})
+    assert status == 200 and body["errors"] == []
