@@ -908,7 +908,7 @@ def serve(
 ):
     """Open the playground: a local web app to design, train, watch and compare runs.
 
-    Needs the `serve` extra (pip install 'convbench[serve]'). Example:
+    Needs FastAPI and uvicorn, the `serve` extra of the package. Example:
 
       convbench serve --store runs.db
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
+from serving import cli, start_server
 
-from conftest import cli, start_server
 from convbench.store import Store
 
 

@@ -8,8 +8,8 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from serving import cli
 
-from conftest import cli
 from convbench.config import RunConfig, apply_overrides
 from convbench.store import Store
 
@@ -252,3 +252,22 @@ def test_reproduce_fills_the_form_from_a_stored_run(page, server):
         el.get_attribute("data-path"): el.input_value()
         for el in page.locator("[data-path]").all() if el.input_value()})
     assert status == 200 and body["errors"] == []
+
+
+def test_groups_list_and_a_group_page_is_its_report(page, server):
+    with Store(str(server.store)) as store:
+        gid = store.create_group(kind="compare", name="optimisers", config={})
+        ids = [_record(store, i) for i in (1, 2)]
+        with store.engine.begin() as conn:  # the records join the group, as compare's runs do
+            from convbench.store.schema import runs
+
+            conn.execute(runs.update().where(runs.c.id.in_(ids)).values(group_id=gid))
+        store.update_group(gid, status="completed")
+    page.goto(server.url("/groups"))
+    row = page.locator(f'#groups-table tr[data-id="{gid}"]')
+    row.wait_for()
+    assert "optimisers" in row.inner_text() and "compare" in row.inner_text()
+    row.locator(f'a[href^="/group/{gid}"]').click()
+    frame = page.frame_locator("#group-report")
+    frame.locator("#summary table").wait_for()
+    assert frame.locator("#summary tbody tr").count() == 2  # adam and sgd variants

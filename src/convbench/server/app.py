@@ -2,7 +2,8 @@
 
 Routes (all under the checks of :mod:`convbench.server.security`):
 
-- pages: ``/`` (playground), ``/runs``, ``/run/{id}``, ``/compare?ids=…`` — one static shell
+- pages: ``/`` (playground), ``/runs``, ``/run/{id}``, ``/compare?ids=…``, ``/groups``,
+  ``/group/{id}`` — one static shell
   whose script draws the page; ``/static/…`` its files (shipped in the package);
 - ``GET /api/meta`` data sets (found or how to get them), models, optimisers, schedules and
   every config field; ``POST /api/check`` a form's messages and live model figures;
@@ -13,7 +14,8 @@ Routes (all under the checks of :mod:`convbench.server.security`):
   ``POST /api/runs/delete``;
 - ``GET /api/runs`` paged listing, ``GET /api/facets``, ``GET /api/runs/{id}``,
   ``GET /api/runs/{id}/live``, ``GET /api/runs/{id}/artifacts/{name}``,
-  ``GET /api/compare?ids=…``; ``GET /api/events`` the live event stream.
+  ``GET /api/compare?ids=…``; ``GET /api/groups``, ``GET /api/groups/{id}`` and its report
+  page ``GET /api/groups/{id}/report``; ``GET /api/events`` the live event stream.
 
 User errors (a bad config, an unknown run) answer 4xx with the message the CLI prints.
 
@@ -44,10 +46,11 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 
 from .. import config as cfgmod
-from ..errors import ConvbenchError, StoreError
+from ..errors import ConfigError, ConvbenchError, StoreError
 from ..report.html import CSS as REPORT_CSS
 from ..store import Store
 from . import control, playground, views
+from .groups import GroupPages, group_rows
 from .jobs import Jobs
 from .listing import RunFilter, RunIndex
 from .live import Live
@@ -56,7 +59,7 @@ from .security import Guard
 from .settings import Settings
 
 STATIC = resources.files("convbench.server") / "static"
-PAGES = ("/", "/runs", "/compare")
+PAGES = ("/", "/runs", "/compare", "/groups")
 JsonBody = Annotated[dict | None, Body()]
 
 
@@ -94,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     jobs = Jobs(store.url, settings.max_runs, tempfile.mkdtemp(prefix="convbench-serve-"))
     index = RunIndex(store)
     epoch_times = EpochTimes()
+    group_pages = GroupPages(store)
     live = Live(store, jobs, index, settings.poll_s)
 
     @contextlib.asynccontextmanager
@@ -125,8 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
     for path in PAGES:
         app.add_api_route(path, lambda: HTMLResponse(shell), methods=["GET"],
                           include_in_schema=False)
-    app.add_api_route("/run/{run_id}", lambda run_id: HTMLResponse(shell), methods=["GET"],
-                      include_in_schema=False)
+    for path in ("/run/{run_id}", "/group/{group_id}"):
+        app.add_api_route(path, lambda: HTMLResponse(shell), methods=["GET"],
+                          include_in_schema=False)
     # The report's own table and figure styles, so the report blocks look as in a report.
     app.add_api_route("/report.css", lambda: Response(REPORT_CSS, media_type="text/css"),
                       methods=["GET"], include_in_schema=False)
@@ -267,6 +272,20 @@ def create_app(settings: Settings) -> FastAPI:
     def api_compare(ids: str) -> dict:
         return views.compare(store, [i for i in ids.split(",") if i.strip()])
 
+    @app.get("/api/groups")
+    def api_groups() -> list:
+        return group_rows(store)
+
+    @app.get("/api/groups/{group_id}")
+    def api_group(group_id: str) -> dict:
+        group = store.get_group(group_id)
+        return {k: group.get(k) for k in ("id", "kind", "name", "status", "created_at",
+                                          "run_ids")}
+
+    @app.get("/api/groups/{group_id}/report")
+    def api_group_report(group_id: str) -> HTMLResponse:
+        return HTMLResponse(group_pages.html(group_id))
+
     @app.get("/api/events")
     async def api_events() -> StreamingResponse:
         return StreamingResponse(live.stream(), media_type="text/event-stream",
@@ -277,8 +296,17 @@ def create_app(settings: Settings) -> FastAPI:
 
 def serve(settings: Settings) -> None:
     """Run the app with uvicorn until Ctrl-C; open a browser tab unless told not to."""
+    import socket
+
     import uvicorn
 
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family) as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as err:
+            raise ConfigError(f"Cannot listen on {settings.host}:{settings.port} "
+                              f"({err.strerror}); choose another --port or --host.") from None
     app = create_app(settings)
     url = settings.url()
     print(f"convbench serve: {url}  (store {app.state.store!r}; Ctrl-C stops the server and "

@@ -642,6 +642,43 @@ async function comparePage() {
   drawPareto();
 }
 
+// ================================ groups ======================================================
+async function groupsPage() {
+  async function load() {
+    const {data: groups} = await api("/api/groups");
+    const rows = groups.map(g => h("tr", {"data-id": g.id},
+      h("td", {class: "text"}, h("a", {href: link(`/group/${g.id}`)}, g.id)),
+      h("td", {class: "text"}, g.kind), h("td", {class: "text"}, g.name || ""),
+      h("td", {class: "text"}, statusBadge(g.status)), h("td", {}, g.runs),
+      h("td", {class: "text"}, h("a", {href: link("/runs", {group: g.id})}, "runs")),
+      h("td", {class: "text"}, when(g.created_at))));
+    app.replaceChildren(h("h1", {}, "Comparisons & searches"),
+      groups.length ? h("div", {class: "table-wrap"}, h("table", {class: "data", id: "groups-table"},
+        h("thead", {}, h("tr", {}, ["Group", "Kind", "Name", "Status", "Runs", "", "Created"].map(t => h("th", {class: "text"}, t)))),
+        h("tbody", {}, rows))) : h("p", {class: "note"}, "No comparison, search or LR range test group yet."));
+  }
+  onLive((snap, prev) => { if (!prev || JSON.stringify(snap.statuses) !== JSON.stringify(prev.statuses)) load(); });
+  await load();
+}
+
+async function groupPage(groupId) {
+  const {data: g} = await api(`/api/groups/${groupId}`);
+  const frame = h("iframe", {id: "group-report", title: "report", src: link(`/api/groups/${g.id}/report`),
+                             style: "width: 100%; height: 80vh; border: 1px solid var(--line); border-radius: 6px;"});
+  app.replaceChildren(h("h1", {}, `${g.kind} ${g.name || g.id}`),
+    h("p", {class: "meta-line"}, statusBadge(g.status), ` ${g.run_ids.length} runs · `,
+      h("a", {href: link("/runs", {group: g.id})}, "its runs"), " · ",
+      h("a", {href: link("/compare", {ids: g.run_ids.join(",")})}, "compare them"),
+      " · the report `convbench report " + g.id + "` writes, updated as the group runs"),
+    frame);
+  // Written again only when the group's runs changed (the server caches the page).
+  let last = 0;
+  onLive((snap, prev) => {
+    const busy = g.run_ids.some(id => snap.running[id]) || Object.keys(snap.running).length > 0;
+    if (prev && busy && Date.now() - last > 5000) { last = Date.now(); frame.src = frame.src; }
+  });
+}
+
 // ================================ router ======================================================
 async function main() {
   connectLive();
@@ -651,6 +688,8 @@ async function main() {
     if (path === "/runs") { $("#nav-runs").classList.add("current"); await runsPage(); }
     else if (path.startsWith("/run/")) await runPage(decodeURIComponent(path.slice(5)));
     else if (path === "/compare") await comparePage();
+    else if (path === "/groups") { $("#nav-groups").classList.add("current"); await groupsPage(); }
+    else if (path.startsWith("/group/")) await groupPage(decodeURIComponent(path.slice(7)));
     else { $("#nav-playground").classList.add("current"); await playgroundPage(); }
   } catch (err) {
     app.replaceChildren(h("div", {class: "error-box", id: "page-error"}, err.message));

@@ -1,0 +1,58 @@
+"""Comparisons, searches and LR range tests (the store's groups): a listing, and each
+group's page — the very report ``convbench report GROUP`` writes (a search: its trials kept,
+discarded and why, pruned and failed, early against final accuracy with the rank
+correlations, parameter importance, the range-test curves; a comparison: its summary), by
+the report writer of its kind. A page is written again only when its group changed.
+
+>>> GroupPages(None).key({"id": "g", "status": "running", "run_ids": ["a"]}, {"a": "running"})
+('g', 'running', (('a', 'running'),))
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+
+
+def group_rows(store: Store) -> list[dict[str, Any]]:
+    """Every group, newest first, with its size (the Groups page)."""
+    return [{"id": g["id"], "kind": g["kind"], "name": g.get("name"), "status": g["status"],
+             "created_at": g["created_at"], "runs": len(g["run_ids"])}
+            for g in store.list_groups()]
+
+
+class GroupPages:
+    """The report page of each group, cached until the group or its runs change."""
+
+    def __init__(self, store: Store | None):
+        self.store = store
+        self._folder = Path(tempfile.mkdtemp(prefix="convbench-groups-"))
+        self._pages: dict[str, tuple[tuple, str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(group: dict, statuses: dict[str, str]) -> tuple:
+        """What decides whether a written page is still current."""
+        return (group["id"], group["status"],
+                tuple((rid, statuses.get(rid)) for rid in group["run_ids"]))
+
+    def html(self, group_id: str) -> str:
+        """The group's report page (HTML, self-contained)."""
+        from ..report import report
+
+        group = self.store.get_group(group_id)
+        rows = self.store.run_summaries(ids=group["run_ids"]) if group["run_ids"] else []
+        key = self.key(group, {r["id"]: f"{r['status']}:{r['epochs_done']}" for r in rows})
+        with self._lock:  # one report at a time: they share matplotlib's state
+            cached = self._pages.get(group_id)
+            if cached and cached[0] == key:
+                return cached[1]
+            path = self._folder / group_id / "report.html"
+            report([group_id], path, store=self.store)
+            text = path.read_text(encoding="utf-8")
+            self._pages[group_id] = (key, text)
+            return text
