@@ -30,11 +30,11 @@ def free_port() -> int:
 
 
 def cli(*args: str, store: Path | None = None, check: bool = True,
-        timeout: float = 300) -> subprocess.CompletedProcess:
+        timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``convbench ARGS`` in a subprocess, as a user types it."""
     extra = ["--store", str(store)] if store else []
     return subprocess.run([sys.executable, "-m", "convbench.cli", *args, *extra],
-                          capture_output=True, text=True, check=check, timeout=timeout)
+                          capture_output=True, text=True, check=check, timeout=timeout, cwd=cwd)
 
 
 @dataclass

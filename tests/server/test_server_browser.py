@@ -271,3 +271,44 @@ def test_groups_list_and_a_group_page_is_its_report(page, server):
     frame = page.frame_locator("#group-report")
     frame.locator("#summary table").wait_for()
     assert frame.locator("#summary tbody tr").count() == 2  # adam and sgd variants
+
+
+TINY_SEARCH = """name: tiny
+base:
+  data: {dataset: digits, train_limit: 300}
+  model: {name: blocks, blocks: 1, base_filters: 4}
+  measure: {cost: false}
+params:
+  optim.name: [adam, sgd]
+search:
+  strategy: grid
+  epochs: 1
+"""
+
+
+def test_a_search_started_from_the_page(page, server, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY_SEARCH.replace("strategy: grid", "strategy: nope"))
+    said = cli("search", "bad.yaml", store=tmp_path / "cli.db", check=False, cwd=tmp_path)
+    page.goto(server.url("/groups"))
+    page.click("#search-form summary")
+    page.set_input_files("#search-file", str(bad))  # an upload: named as the CLI names it
+    page.wait_for_function("() => document.querySelector('#search-yaml').value.length > 0")
+    page.click("#start-search")
+    page.wait_for_function("() => document.querySelector('#search-status').textContent")
+    assert said.returncode == 2 and said.stderr.strip() == "error: " + page.inner_text(
+        "#search-status")
+    assert server.call("/api/jobs")[1] == []
+
+    page.fill("#search-yaml", TINY_SEARCH)
+    page.click("#start-search")
+    row = page.locator("#groups-table tbody tr")
+    row.first.wait_for(timeout=WAIT_MS)  # the group shows up while the search runs
+    assert "search" in row.first.inner_text()
+    page.wait_for_function("() => document.querySelector('#search-status').textContent"
+                           " === 'search finished'", timeout=WAIT_MS)
+    gid = row.first.get_attribute("data-id")
+    page.goto(server.url(f"/group/{gid}"))
+    frame = page.frame_locator("#group-report")
+    frame.locator("table").first.wait_for()
+    assert "optim=adam" in frame.locator("body").inner_text()

@@ -8,7 +8,8 @@ Routes (all under the checks of :mod:`convbench.server.security`):
 - ``GET /api/meta`` data sets (found or how to get them), models, optimisers, schedules and
   every config field; ``POST /api/check`` a form's messages and live model figures;
   ``POST /api/epoch-time`` the epoch time measured on this machine (a probe process);
-- ``POST /api/train`` queue a run, ``POST /api/lr-find`` an LR range test of the form's
+- ``POST /api/search`` queue a search (its YAML); ``POST /api/train`` queue a run,
+  ``POST /api/lr-find`` an LR range test of the form's
   config (``GET /api/runs/{id}/lr-curve`` its curves and bounds);
   ``POST /api/runs/{id}/pause|stop|resume``;
   ``POST /api/runs/delete``;
@@ -33,6 +34,7 @@ import functools
 import tempfile
 import threading
 from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
@@ -183,6 +185,29 @@ def create_app(settings: Settings) -> FastAPI:
         job = jobs.submit(config=cfg.model_dump(mode="json"),
                           lr_find=spec.model_dump(mode="json", exclude={"rule"}))
         return JSONResponse({"job": job.view()})
+
+    @app.post("/api/search")
+    def api_search(body: JsonBody) -> JSONResponse:
+        # {"yaml": the text of a search-space file}: the spec is checked here (an error
+        # answers 400 with the CLI's message); the names it picks are checked by the search
+        # itself before it trains (a failed job with the CLI's message).
+        import yaml as yamlmod
+
+        from ..search.space import parse
+
+        text = (body or {}).get("yaml")
+        # Messages name the uploaded file as the CLI names the file it reads.
+        source = Path(str((body or {}).get("name") or "search YAML")).name[:100]
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError("Paste or upload a search YAML (see docs/search.md).")
+        try:
+            data = yamlmod.safe_load(text)
+        except yamlmod.YAMLError as err:
+            raise ConfigError(f"{source}: {str(err).splitlines()[0]}.") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping with name, base, params, search.")
+        spec = parse(data, source=source)
+        return JSONResponse({"job": jobs.submit(search=spec.model_dump(mode="json")).view()})
 
     @app.get("/api/runs/{run_id}/lr-curve")
     def api_lr_curve(run_id: str) -> dict:

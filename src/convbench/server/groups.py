@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConvbenchError
 from ..store import Store
 
 
@@ -52,7 +53,32 @@ class GroupPages:
             if cached and cached[0] == key:
                 return cached[1]
             path = self._folder / group_id / "report.html"
-            report([group_id], path, store=self.store)
-            text = path.read_text(encoding="utf-8")
+            try:
+                report([group_id], path, store=self.store)
+                text = path.read_text(encoding="utf-8")
+            except ConvbenchError as err:  # a search's report needs its summary: at the end
+                text = progress_page(group, rows, str(err))
             self._pages[group_id] = (key, text)
             return text
+
+
+def progress_page(group: dict, rows: list[dict[str, Any]], why: str) -> str:
+    """A group without its report yet (a search still running): its runs so far, as a
+    table of the report's own page blocks."""
+    from ..report import fmt
+    from ..report.html import Cell, page, table
+
+    done = sum(r["status"] == "completed" for r in rows)
+    cells = [{"id": r["id"], "name": r.get("name") or "", "kind": r["kind"],
+              "status": r["status"], "epochs": r["epochs_done"],
+              "best": Cell(fmt.number(r.get("best_val_accuracy")),
+                           fmt.percent(r.get("best_val_accuracy"))),
+              "test": Cell(fmt.number(r.get("test_accuracy")),
+                           fmt.percent(r.get("test_accuracy")))} for r in rows]
+    columns = [("id", "Run"), ("name", "Name"), ("kind", "Kind"), ("status", "Status"),
+               ("epochs", "Epochs"), ("best", "Best val. accuracy"), ("test", "Test accuracy")]
+    note = (f'<p class="note">{len(rows)} runs so far, {done} completed. The full report '
+            f"appears here when the {group['kind']} ends ({why})</p>")
+    title = f"{group['kind']} {group.get('name') or group['id']} — {group['status']}"
+    return page(title, [("Runs so far", note + table(columns, cells, {"best": "max",
+                                                                     "test": "max"}))])

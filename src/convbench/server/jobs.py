@@ -38,17 +38,18 @@ class Job:
     spec: dict[str, Any]  # {"config": {...}} (+ "lr_find": {...}) or {"resume": run_id}
     status: str = "queued"  # queued → running → done | failed | cancelled
     run_id: str | None = None
+    group_id: str | None = None  # a search's, when it ends
     error: str | None = None
     created: float = field(default_factory=time.time)
     process: subprocess.Popen | None = None
 
     def view(self) -> dict[str, Any]:
         """What the page sees."""
-        kind = "lr-find" if "lr_find" in self.spec else "resume" if "resume" in self.spec \
-            else "train"
+        kind = next((k for k in ("search", "lr_find", "resume") if k in self.spec), "train")
         return {"id": self.id, "kind": kind, "status": self.status, "run_id": self.run_id,
                 "error": self.error, "resume": self.spec.get("resume"),
-                "name": (self.spec.get("config") or {}).get("name")}
+                "name": (self.spec.get("config") or self.spec.get("search") or {}).get("name"),
+                "group_id": self.group_id}
 
 
 class Jobs:
@@ -62,12 +63,14 @@ class Jobs:
         self._lock = threading.Lock()
 
     def submit(self, *, config: dict | None = None, resume: str | None = None,
-               lr_find: dict | None = None) -> Job:
-        """Queue a config to train (or to range-test, with an ``lr_find`` spec) or a run to
-        resume, and start it if a slot is free."""
+               lr_find: dict | None = None, search: dict | None = None) -> Job:
+        """Queue a config to train (or to range-test, with an ``lr_find`` spec), a run to
+        resume or a search spec, and start it if a slot is free."""
         spec: dict[str, Any] = {"config": config} if resume is None else {"resume": resume}
         if lr_find is not None:
             spec["lr_find"] = lr_find
+        if search is not None:
+            spec = {"search": search}
         job = Job(id=uuid.uuid4().hex[:10], spec=spec, run_id=resume)
         with self._lock:
             self._jobs[job.id] = job
@@ -152,6 +155,7 @@ class Jobs:
         out = self._outcome(job)
         if out.get("run_id"):
             job.run_id = out["run_id"]
+        job.group_id = out.get("group_id") or job.group_id
         if job.process is None or job.process.poll() is None:
             return
         code = job.process.returncode

@@ -150,3 +150,4 @@ def estimate(config_json: str) -> dict[str, Any]:
     shape = (channels, side, side)
     return {"input_shape": list(shape), "classes": classes, **count_parameters(model),
             **count_flops(model, shape), "note": ignored_fields_note(cfg.model)}
+

@@ -1,9 +1,10 @@
 """The process one run started from the web app lives in (never the web server's own).
 
 ``python -m convbench.server.worker JOB.json`` reads the job (store URL, and a config to
-train, a run id to resume, or a config and an LR range test spec), trains through
+train, a run id to resume, a config and an LR range test spec, or a search spec), trains
+through
 :func:`convbench.training.train` (or :func:`~convbench.training.lr_finder.run_range_test`,
-as ``convbench lr-find`` does) — the same
+as ``convbench lr-find`` does; or :func:`convbench.search.search`) — the same
 call as ``convbench train``, so a run from the page gives the numbers the command line gives
 for its config and seed — and writes its progress and outcome beside the job file
 (``JOB.out.json``: run id, status, error). Pause and stop requests arrive through the run's
@@ -83,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         store = Store(job["store"])
+        if job.get("search"):
+            from ..search import search
+
+            group = search(job["search"], store=store, quiet=True)
+            _write(out, {"group_id": group["id"], "status": "completed"})
+            return 0
         if job.get("lr_find"):
             from ..training.lr_finder import make_spec, run_range_test
 

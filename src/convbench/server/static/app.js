@@ -644,6 +644,33 @@ async function comparePage() {
 
 // ================================ groups ======================================================
 async function groupsPage() {
+  // Start a search: paste or upload its YAML (docs/search.md); it runs in a worker process.
+  const yamlBox = h("textarea", {id: "search-yaml", rows: 10, cols: 80, spellcheck: "false",
+                                 placeholder: "name: my-search\nbase: …\nparams: …\nsearch: …"});
+  const file = h("input", {type: "file", id: "search-file", accept: ".yaml,.yml"});
+  let fileName = null;
+  file.addEventListener("change", async () => {
+    if (file.files[0]) { yamlBox.value = await file.files[0].text(); fileName = file.files[0].name; }
+  });
+  yamlBox.addEventListener("input", () => { fileName = null; });
+  const status = h("p", {class: "meta-line", id: "search-status"});
+  let searchJob = null;
+  const searchForm = h("details", {id: "search-form", class: "lrf"}, h("summary", {}, "Start a search"),
+    h("p", {class: "note"}, "Paste a search YAML or upload one (examples/digits-screen-search.yaml is a small one). " +
+      "It trains in a worker process; its group appears below and its page updates as it runs."),
+    yamlBox, h("div", {class: "buttons"}, file,
+      h("button", {id: "start-search", class: "primary", onclick: async () => {
+        try {
+          const {data} = await api("/api/search", {yaml: yamlBox.value, name: fileName});
+          searchJob = data.job.id; status.textContent = "search queued…";
+        } catch (err) { status.textContent = err.message; }
+      }}, "Start search")), status);
+  onLive(snap => {
+    const j = searchJob && snap.jobs.find(x => x.id === searchJob);
+    if (!j) return;
+    status.textContent = j.status === "failed" ? (j.error || "the search failed") :
+      j.status === "done" ? "search finished" : `search ${j.status}…`;
+  });
   async function load() {
     const {data: groups} = await api("/api/groups");
     const rows = groups.map(g => h("tr", {"data-id": g.id},
@@ -652,7 +679,7 @@ async function groupsPage() {
       h("td", {class: "text"}, statusBadge(g.status)), h("td", {}, g.runs),
       h("td", {class: "text"}, h("a", {href: link("/runs", {group: g.id})}, "runs")),
       h("td", {class: "text"}, when(g.created_at))));
-    app.replaceChildren(h("h1", {}, "Comparisons & searches"),
+    app.replaceChildren(h("h1", {}, "Comparisons & searches"), searchForm,
       groups.length ? h("div", {class: "table-wrap"}, h("table", {class: "data", id: "groups-table"},
         h("thead", {}, h("tr", {}, ["Group", "Kind", "Name", "Status", "Runs", "", "Created"].map(t => h("th", {class: "text"}, t)))),
         h("tbody", {}, rows))) : h("p", {class: "note"}, "No comparison, search or LR range test group yet."));
