@@ -312,3 +312,20 @@ def test_a_search_started_from_the_page(page, server, tmp_path):
     frame = page.frame_locator("#group-report")
     frame.locator("table").first.wait_for()
     assert "optim=adam" in frame.locator("body").inner_text()
+
+
+def test_misclassified_test_images_of_a_trained_run(page, server):
+    done = cli("train", "--dataset", "digits", "--model", "B2FL8", "--epochs", "1",
+               "--store", str(server.store), "--json", "--quiet")
+    run = json.loads(done.stdout)
+    wrong = round((1 - run["metrics"]["test_accuracy"]) * 359)  # digits: 359 test images
+    page.goto(server.url(f"/run/{run['id']}"))
+    page.click("#show-mistakes")
+    page.wait_for_function("() => document.querySelector('#mistakes-note').textContent"
+                           ".includes('misclassified')", timeout=WAIT_MS)
+    assert page.inner_text("#mistakes-note").startswith(f"{wrong} of 359 test images")
+    shown = page.locator("#mistakes figure")
+    assert shown.count() == min(wrong, 32) and shown.count() > 0
+    first = shown.first
+    assert first.locator("img").evaluate("i => i.naturalWidth") >= 72
+    assert first.locator(".true").inner_text() != first.locator(".pred").inner_text()

@@ -15,6 +15,7 @@ Routes (all under the checks of :mod:`convbench.server.security`):
   ``POST /api/runs/delete``;
 - ``GET /api/runs`` paged listing, ``GET /api/facets``, ``GET /api/runs/{id}``,
   ``GET /api/runs/{id}/live``, ``GET /api/runs/{id}/artifacts/{name}``,
+  ``GET /api/runs/{id}/mistakes`` (misclassified test images, from a probe process),
   ``GET /api/compare?ids=…``; ``GET /api/groups``, ``GET /api/groups/{id}`` and its report
   page ``GET /api/groups/{id}/report``; ``GET /api/events`` the live event stream.
 
@@ -56,7 +57,7 @@ from .groups import GroupPages, group_rows
 from .jobs import Jobs
 from .listing import RunFilter, RunIndex
 from .live import Live
-from .probe import EpochTimes
+from .probe import Probes, epoch_key
 from .security import Guard
 from .settings import Settings
 
@@ -98,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
     store = Store(settings.store)
     jobs = Jobs(store.url, settings.max_runs, tempfile.mkdtemp(prefix="convbench-serve-"))
     index = RunIndex(store)
-    epoch_times = EpochTimes()
+    probes = Probes()
     group_pages = GroupPages(store)
     live = Live(store, jobs, index, settings.poll_s)
 
@@ -113,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             live.close()
             poll.cancel()
-            epoch_times.close()
+            probes.close()
             await asyncio.to_thread(jobs.shutdown)
             store.close()
 
@@ -153,8 +154,8 @@ def create_app(settings: Settings) -> FastAPI:
         checked = playground.check(values or {})
         if checked["errors"]:
             return {"error": checked["errors"][0]["message"]}
-        cfg = playground.resolved(playground.set_items(values or {}))
-        return epoch_times.get(cfg.model_dump(mode="json"))
+        config = playground.resolved(playground.set_items(values or {})).model_dump(mode="json")
+        return probes.get("epoch:" + epoch_key(config), "convbench.server.probe", config)
 
     @app.post("/api/train")
     def api_train(values: JsonBody) -> JSONResponse:
@@ -245,6 +246,16 @@ def create_app(settings: Settings) -> FastAPI:
                 "error": (run.get("metrics") or {}).get("error"),
                 "test_accuracy": (run.get("metrics") or {}).get("test_accuracy"),
                 "controllable": control.worker_of(store.run_dir(run_id)) is not None}
+
+    @app.get("/api/runs/{run_id}/mistakes")
+    def api_mistakes(run_id: str) -> dict:
+        # Misclassified test images of a completed training run, from a probe process.
+        run = store.get_run(store.resolve_id(run_id))
+        if run["kind"] != "train" or run["status"] != "completed":
+            raise StoreError(f"Run {run['id']} is a {run['status']} {run['kind']} run; "
+                             "misclassified images are shown for completed training runs.")
+        return probes.get("mistakes:" + run["id"], "convbench.server.mistakes",
+                          {"store": store.url, "run": run["id"]})
 
     @app.get("/api/runs/{run_id}/artifacts/{name}")
     def api_artifact(run_id: str, name: str) -> FileResponse:

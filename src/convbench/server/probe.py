@@ -62,47 +62,53 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-class EpochTimes:
-    """The server's side: one probe process at a time, results cached per config (what
-    changes an epoch's cost: data, model, batch size, device, precision — not the learning
-    rate, the seed or the number of epochs).
+IGNORED = {"name": None, "train": ("epochs", "seed", "early_stopping", "max_time_s"),
+           "measure": None, "schedule": None, "optim": ("lr",)}
 
-    >>> EpochTimes().key({"name": "a", "train": {"epochs": 3, "batch_size": 32}})
+
+def epoch_key(config: dict) -> str:
+    """The part of a config that decides the cost of a step: data, model, batch size,
+    device, precision — not the learning rate, the seed or the number of epochs.
+
+    >>> epoch_key({"name": "a", "train": {"epochs": 3, "batch_size": 32}})
     '{"train": {"batch_size": 32}}'
     """
+    kept = {}
+    for section, value in config.items():
+        if section in IGNORED and IGNORED[section] is None:
+            continue
+        drop = IGNORED.get(section) or ()
+        kept[section] = ({k: v for k, v in value.items() if k not in drop}
+                         if isinstance(value, dict) else value)
+    return json.dumps(kept, sort_keys=True)
 
-    IGNORED = {"name": None, "train": ("epochs", "seed", "early_stopping", "max_time_s"),
-               "measure": None, "schedule": None, "optim": ("lr",)}
+
+class Probes:
+    """Work the pages ask for that needs torch and data (an epoch-time probe, a run's
+    misclassified images): one process at a time, never in the web server, results cached
+    by key; the newest request waiting is served next.
+
+    >>> Probes().get("k", "convbench.server.probe", {}) if False else "ok"
+    'ok'
+    """
 
     def __init__(self) -> None:
         import threading
 
         self._cache: dict[str, dict] = {}
-        self._wanted: tuple[str, dict] | None = None
+        self._wanted: tuple[str, str, dict] | None = None
         self._lock = threading.Lock()
         self._busy = False
         self._closed = False
         self._proc = None
 
-    def key(self, config: dict) -> str:
-        """The part of ``config`` that decides the cost of a step."""
-        kept = {}
-        for section, value in config.items():
-            drop = self.IGNORED.get(section, ())
-            if drop is None and section in self.IGNORED:
-                continue
-            kept[section] = ({k: v for k, v in value.items() if k not in drop}
-                             if isinstance(value, dict) else value)
-        return json.dumps(kept, sort_keys=True)
-
-    def get(self, config: dict) -> dict:
-        """The cached estimate, or ``{"measuring": True}`` after starting a probe (the
-        newest config asked for is measured next)."""
-        key = self.key(config)
+    def get(self, key: str, module: str, payload: dict) -> dict:
+        """The cached result of ``key``, or ``{"measuring": True}`` after asking for it
+        (``python -m module`` with ``payload`` as JSON on stdin, its last line JSON out)."""
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-            self._wanted = (key, config)
+            self._wanted = (key, module, payload)
             if not self._busy:
                 self._busy = True
                 import threading
@@ -115,19 +121,16 @@ class EpochTimes:
 
         while True:
             with self._lock:
-                if self._wanted is None or self._wanted[0] in self._cache:
+                if self._closed or self._wanted is None or self._wanted[0] in self._cache:
                     self._busy = False
                     return
-                key, config = self._wanted
+                key, module, payload = self._wanted
                 self._wanted = None
-            with self._lock:
-                if self._closed:
-                    return
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-m", "convbench.server.probe"], stdin=subprocess.PIPE,
+                    [sys.executable, "-m", module], stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
-                out, err = self._proc.communicate(json.dumps(config), timeout=600)
+                out, err = self._proc.communicate(json.dumps(payload), timeout=600)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 out, err = self._proc.communicate()

@@ -560,6 +560,10 @@ async function runPage(runId) {
         h("thead", {}, h("tr", {}, Object.keys(r.epochs[0]).map(k => h("th", {}, k)))),
         h("tbody", {}, r.epochs.map(e => h("tr", {}, Object.values(e).map(v => h("td", {}, typeof v === "number" ? +v.toPrecision(4) : String(v)))))))) : h("p", {class: "note"}, "No finished epoch yet."),
       ...r.sections.map(([title, html]) => h("section", {}, h("h2", {}, title), h("div", {html}))),
+      r.kind === "train" && r.status === "completed" ? h("section", {},
+        h("h2", {}, "Misclassified test images"),
+        h("button", {id: "show-mistakes", onclick: mistakes}, "Show misclassified test images"),
+        h("p", {class: "note", id: "mistakes-note"}), h("div", {class: "mistakes", id: "mistakes"})) : null,
       h("h2", {}, "Artifacts"),
       r.artifacts.length ? h("ul", {id: "artifacts"}, r.artifacts.map(a => h("li", {}, h("a", {href: link(`/api/runs/${r.id}/artifacts/${a}`), download: true}, a)))) : h("p", {class: "note"}, "None."),
       h("h2", {}, "Config"), h("pre", {class: "yaml", id: "config-yaml"}, r.config_yaml),
@@ -576,6 +580,23 @@ async function runPage(runId) {
       C.drawChart(b, {title: "Accuracy", xlabel: "epoch", integerX: true, ylabel: "accuracy (%)", series: [
         {label: "train", colour: "#0072B2", points: ep.map(e => [e.epoch, e.train_accuracy == null ? null : e.train_accuracy * 100])},
         {label: "validation", colour: "#E69F00", points: ep.map(e => [e.epoch, e.val_accuracy == null ? null : e.val_accuracy * 100])}]});
+    }
+    // Computed by a probe process (the run's best weights on its test split), cached.
+    async function mistakes() {
+      $("#show-mistakes").disabled = true;
+      $("#mistakes-note").textContent = "predicting the test split…";
+      for (let tries = 0; tries < 150; tries++) {
+        const {data} = await api(`/api/runs/${r.id}/mistakes`);
+        if (data.measuring) { await new Promise(res => setTimeout(res, 2000)); continue; }
+        if (data.error) { $("#mistakes-note").textContent = data.error; return; }
+        $("#mistakes-note").textContent = `${data.total} of ${data.tested} test images misclassified` +
+          (data.images.length < data.total ? `; the ${data.images.length} most confident mistakes:` : ":");
+        $("#mistakes").replaceChildren(...data.images.map(m => h("figure", {class: "mistake"},
+          h("img", {src: m.src, alt: `true ${m.true}, predicted ${m.pred}`}),
+          h("figcaption", {}, h("span", {class: "true"}, m.true), " → ", h("b", {class: "pred"}, m.pred),
+            ` ${(m.confidence * 100).toFixed(0)} %`))));
+        return;
+      }
     }
     async function act(action) {
       try { await api(`/api/runs/${r.id}/${action}`, {}); } catch (err) { alert(err.message); }
