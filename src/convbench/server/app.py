@@ -16,8 +16,9 @@ Routes (all under the checks of :mod:`convbench.server.security`):
 - ``GET /api/runs`` paged listing, ``GET /api/facets``, ``GET /api/runs/{id}``,
   ``GET /api/runs/{id}/live``, ``GET /api/runs/{id}/artifacts/{name}``,
   ``GET /api/runs/{id}/mistakes`` (misclassified test images, from a probe process),
-  ``GET /api/compare?ids=…``; ``GET /api/groups``, ``GET /api/groups/{id}`` and its report
-  page ``GET /api/groups/{id}/report``; ``GET /api/events`` the live event stream.
+  ``GET /api/compare?ids=…``; ``GET /api/groups``, ``GET /api/groups/{id}``, its report
+  page ``GET /api/groups/{id}/report`` and a search's ``GET /api/groups/{id}/trials``;
+  ``GET /api/events`` the live event stream.
 
 User errors (a bad config, an unknown run) answer 4xx with the message the CLI prints.
 
@@ -53,7 +54,7 @@ from ..errors import ConfigError, ConvbenchError, StoreError
 from ..report.html import CSS as REPORT_CSS
 from ..store import Store
 from . import control, playground, views
-from .groups import GroupPages, group_rows
+from .groups import GroupPages, group_rows, trials
 from .jobs import Jobs
 from .listing import RunFilter, RunIndex
 from .live import Live
@@ -317,6 +318,10 @@ def create_app(settings: Settings) -> FastAPI:
         group = store.get_group(group_id)
         return {k: group.get(k) for k in ("id", "kind", "name", "status", "created_at",
                                           "run_ids")}
+
+    @app.get("/api/groups/{group_id}/trials")
+    def api_trials(group_id: str) -> dict:
+        return trials(store, group_id)
 
     @app.get("/api/groups/{group_id}/report")
     def api_group_report(group_id: str) -> HTMLResponse:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConvbenchError
+from ..errors import ConvbenchError, StoreError
 from ..store import Store
 
 
@@ -82,3 +82,27 @@ def progress_page(group: dict, rows: list[dict[str, Any]], why: str) -> str:
     title = f"{group['kind']} {group.get('name') or group['id']} — {group['status']}"
     return page(title, [("Runs so far", note + table(columns, cells, {"best": "max",
                                                                      "test": "max"}))])
+
+
+def trials(store: Store, group_id: str) -> dict[str, Any]:
+    """A search's trials for parallel coordinates: its parameters (choices or ranges, from
+    its spec) and, per training run, the values it used (read from the run's config at the
+    parameter's first path) and its score (test accuracy, else best validation accuracy)."""
+    from ..report.configdiff import flatten
+    from ..search.space import params_of, parse
+
+    group = store.get_group(group_id)
+    if group["kind"] != "search":
+        raise StoreError(f"Group {group['id']} is a {group['kind']}, not a search.")
+    params = params_of(parse(group["config"]["spec"], source=f"search {group['id']}"))
+    out = []
+    for run_id in group["run_ids"]:
+        run = store.get_run(run_id)
+        if run["kind"] != "train":
+            continue  # the screening's LR range tests: their LR is the sweep's, not a choice
+        flat, m = flatten(run.get("config")), run.get("metrics") or {}
+        out.append({"id": run["id"], "status": run["status"],
+                    "score": m.get("test_accuracy", m.get("best_val_accuracy")),
+                    "values": {p.name: flat.get(p.paths[0]) for p in params}})
+    return {"params": [{"name": p.name, "choices": p.choices, "low": p.low, "high": p.high,
+                        "log": p.log} for p in params], "trials": out}

@@ -713,17 +713,25 @@ async function groupPage(groupId) {
   const {data: g} = await api(`/api/groups/${groupId}`);
   const frame = h("iframe", {id: "group-report", title: "report", src: link(`/api/groups/${g.id}/report`),
                              style: "width: 100%; height: 80vh; border: 1px solid var(--line); border-radius: 6px;"});
+  const parallel = h("div", {id: "parcoords", class: "table-wrap", style: "max-height: none; padding: 6px;"});
+  async function drawTrials() {
+    if (g.kind !== "search") return;
+    const {data} = await api(`/api/groups/${g.id}/trials`);
+    if (data.trials.length) window.convbenchChart.drawParallel(parallel, data);
+    else parallel.textContent = "No trial has trained yet.";
+  }
   app.replaceChildren(h("h1", {}, `${g.kind} ${g.name || g.id}`),
     h("p", {class: "meta-line"}, statusBadge(g.status), ` ${g.run_ids.length} runs · `,
       h("a", {href: link("/runs", {group: g.id})}, "its runs"), " · ",
       h("a", {href: link("/compare", {ids: g.run_ids.join(",")})}, "compare them"),
       " · the report `convbench report " + g.id + "` writes, updated as the group runs"),
-    frame);
+    g.kind === "search" ? parallel : null, frame);
+  drawTrials();
   // Written again only when the group's runs changed (the server caches the page).
   let last = 0;
   onLive((snap, prev) => {
     const busy = g.run_ids.some(id => snap.running[id]) || Object.keys(snap.running).length > 0;
-    if (prev && busy && Date.now() - last > 5000) { last = Date.now(); frame.src = frame.src; }
+    if (prev && busy && Date.now() - last > 5000) { last = Date.now(); frame.src = frame.src; drawTrials(); }
   });
 }
 

@@ -127,4 +127,56 @@ function drawChart(container, opts) {
   return svg;
 }
 
-window.convbenchChart = {drawChart, niceTicks};
+// Parallel coordinates of a search: one axis per parameter (choices evenly spaced, ranges
+// linear or log) and one for the score; a line per trial, coloured by its score.
+// data: {params: [{name, choices, low, high, log}], trials: [{id, status, score, values}]}
+function drawParallel(container, data) {
+  const axes = data.params.map(p => ({name: p.name, choices: p.choices ? p.choices.map(String) : null,
+                                      low: p.low, high: p.high, log: p.log}));
+  const scores = data.trials.map(t => t.score).filter(v => v != null);
+  axes.push({name: "score", low: scores.length ? Math.min(...scores) : 0, high: scores.length ? Math.max(...scores) : 1});
+  const W = Math.max(480, 150 * axes.length), H = 320, M = {l: 60, r: 60, t: 34, b: 40};
+  container.textContent = "";
+  const svg = svgEl("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart parallel",
+                            role: "img", "aria-label": "parallel coordinates"}, container);
+  svgEl("text", {x: M.l, y: 16, class: "chart-title"}, svg).textContent =
+    "Parameters and score of each trial (colour: score; grey: no score)";
+  const X = i => M.l + i * (W - M.l - M.r) / Math.max(1, axes.length - 1);
+  const span = H - M.t - M.b;
+  function Y(axis, value) {
+    if (value == null) return null;
+    if (axis.choices) {
+      const i = axis.choices.indexOf(String(value));
+      return i < 0 ? null : M.t + (axis.choices.length === 1 ? span / 2 : span - i * span / (axis.choices.length - 1));
+    }
+    let lo = axis.low, hi = axis.high, v = +value;
+    if (axis.log && lo > 0 && v > 0) { lo = Math.log10(lo); hi = Math.log10(hi); v = Math.log10(v); }
+    return hi === lo ? M.t + span / 2 : M.t + span - (v - lo) / (hi - lo) * span;
+  }
+  const s0 = axes[axes.length - 1].low, s1 = axes[axes.length - 1].high;
+  const colour = v => {
+    if (v == null) return "#afb8c1";
+    const f = s1 === s0 ? 1 : (v - s0) / (s1 - s0);
+    return `hsl(${Math.round(10 + 120 * f)}, 70%, 42%)`;
+  };
+  for (const t of data.trials) {
+    const pts = axes.map((a, i) => [X(i), Y(a, a.name === "score" ? t.score : t.values[a.name])]);
+    const d = pts.filter(p => p[1] != null).map((p, i) => `${i ? "L" : "M"}${p[0]},${p[1]}`).join("");
+    svgEl("path", {d, fill: "none", stroke: colour(t.score), "stroke-width": 1.8, opacity: 0.85,
+                   class: "trial", "data-id": t.id, "data-status": t.status}, svg);
+  }
+  axes.forEach((a, i) => {
+    svgEl("line", {x1: X(i), x2: X(i), y1: M.t, y2: H - M.b, stroke: "#57606a"}, svg);
+    svgEl("text", {x: X(i), y: H - M.b + 18, "text-anchor": "middle", class: "chart-label"}, svg).textContent = a.name;
+    const ticks = a.choices ? a.choices : [a.low, a.high];
+    for (const t of ticks) {
+      const y = Y(a, t);
+      if (y == null) continue;
+      svgEl("text", {x: X(i) + 5, y: y + 4, class: "dot-label"}, svg).textContent =
+        a.choices ? t : (a.name === "score" ? (t * 100).toFixed(1) + " %" : fmtTick(+t));
+    }
+  });
+  return svg;
+}
+
+window.convbenchChart = {drawChart, drawParallel, niceTicks};
