@@ -312,7 +312,7 @@ def test_a_search_started_from_the_page(page, server, tmp_path):
     frame = page.frame_locator("#group-report")
     frame.locator("table").first.wait_for()
     assert "optim=adam" in frame.locator("body").inner_text()
-    # Parallel coordinates: a line per trial through its optimiser and its score.
+    # Parallel coordinates: a line per configuration through its optimiser and its score.
     page.wait_for_selector("#parcoords svg path.trial")
     assert page.locator("#parcoords path.trial").count() == 2
     axes = page.locator("#parcoords .chart-label").all_text_contents()

@@ -86,8 +86,11 @@ def progress_page(group: dict, rows: list[dict[str, Any]], why: str) -> str:
 
 def trials(store: Store, group_id: str) -> dict[str, Any]:
     """A search's trials for parallel coordinates: its parameters (choices or ranges, from
-    its spec) and, per training run, the values it used (read from the run's config at the
-    parameter's first path) and its score (test accuracy, else best validation accuracy)."""
+    its spec) and one line per configuration. A finished search has them in its summary:
+    each configuration's point, status (kept, discarded, pruned, failed) and score — the
+    final validation accuracy, else the early (screening) one. While it runs, each trained
+    run so far, with the values its config holds at each parameter's first path and its
+    best validation accuracy."""
     from ..report.configdiff import flatten
     from ..search.space import params_of, parse
 
@@ -95,14 +98,21 @@ def trials(store: Store, group_id: str) -> dict[str, Any]:
     if group["kind"] != "search":
         raise StoreError(f"Group {group['id']} is a {group['kind']}, not a search.")
     params = params_of(parse(group["config"]["spec"], source=f"search {group['id']}"))
+    rows = ((group.get("metrics") or {}).get("summary") or {}).get("rows")
     out = []
-    for run_id in group["run_ids"]:
-        run = store.get_run(run_id)
-        if run["kind"] != "train":
-            continue  # the screening's LR range tests: their LR is the sweep's, not a choice
-        flat, m = flatten(run.get("config")), run.get("metrics") or {}
-        out.append({"id": run["id"], "status": run["status"],
-                    "score": m.get("test_accuracy", m.get("best_val_accuracy")),
-                    "values": {p.name: flat.get(p.paths[0]) for p in params}})
+    if rows:
+        for row in rows:
+            score = row.get("final") if row.get("final") is not None else row.get("early")
+            out.append({"id": row.get("label"), "status": row.get("status"), "score": score,
+                        "values": row.get("point") or {}})
+    else:
+        for run_id in group["run_ids"]:
+            run = store.get_run(run_id)
+            if run["kind"] != "train":
+                continue  # the screening's LR range tests: their LR is the sweep's
+            flat = flatten(run.get("config"))
+            out.append({"id": run["id"], "status": run["status"],
+                        "score": (run.get("metrics") or {}).get("best_val_accuracy"),
+                        "values": {p.name: flat.get(p.paths[0]) for p in params}})
     return {"params": [{"name": p.name, "choices": p.choices, "low": p.low, "high": p.high,
                         "log": p.log} for p in params], "trials": out}

@@ -131,22 +131,23 @@ function drawChart(container, opts) {
 // linear or log) and one for the score; a line per trial, coloured by its score.
 // data: {params: [{name, choices, low, high, log}], trials: [{id, status, score, values}]}
 function drawParallel(container, data) {
-  const axes = data.params.map(p => ({name: p.name, choices: p.choices ? p.choices.map(String) : null,
+  const key = v => Array.isArray(v) ? v.map(x => +(+x).toPrecision(3)).join("–") : String(v);
+  const axes = data.params.map(p => ({name: p.name, choices: p.choices ? p.choices.map(key) : null,
                                       low: p.low, high: p.high, log: p.log}));
   const scores = data.trials.map(t => t.score).filter(v => v != null);
   axes.push({name: "score", low: scores.length ? Math.min(...scores) : 0, high: scores.length ? Math.max(...scores) : 1});
-  const W = Math.max(480, 150 * axes.length), H = 320, M = {l: 60, r: 60, t: 34, b: 40};
+  const W = Math.max(680, 160 * axes.length), H = 320, M = {l: 60, r: 60, t: 34, b: 40};
   container.textContent = "";
   const svg = svgEl("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart parallel",
                             role: "img", "aria-label": "parallel coordinates"}, container);
   svgEl("text", {x: M.l, y: 16, class: "chart-title"}, svg).textContent =
-    "Parameters and score of each trial (colour: score; grey: no score)";
+    "Each configuration: its parameters and score (validation accuracy; colour: score, grey: none)";
   const X = i => M.l + i * (W - M.l - M.r) / Math.max(1, axes.length - 1);
   const span = H - M.t - M.b;
   function Y(axis, value) {
     if (value == null) return null;
     if (axis.choices) {
-      const i = axis.choices.indexOf(String(value));
+      const i = axis.choices.indexOf(key(value));
       return i < 0 ? null : M.t + (axis.choices.length === 1 ? span / 2 : span - i * span / (axis.choices.length - 1));
     }
     let lo = axis.low, hi = axis.high, v = +value;
