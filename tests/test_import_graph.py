@@ -29,8 +29,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("convbench.training",)),
     ("drivers", ("convbench.compare", "convbench.search", "convbench.analysis",
                  "convbench.report", "convbench.detection", "convbench.inference")),
+    # The web app (convbench serve) is a front end like the CLI: it drives the layers below.
     ("cli", ("convbench.cli", "convbench.cli_common", "convbench.cli_transfer",
-             "convbench.cli_use", "convbench.detection.cli", "convbench.__main__")),
+             "convbench.cli_use", "convbench.detection.cli", "convbench.__main__",
+             "convbench.server")),
 ]
 
 # Known edges that break the rules: (importer, imported module) for an import, (importer,

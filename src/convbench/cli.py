@@ -903,6 +903,36 @@ app.command("predict")(predict_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("export")(export_cmd)
 
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; anything but loopback needs the token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    no_browser: Annotated[bool, typer.Option(
+        "--no-browser", help="Do not open a browser tab.")] = False,
+    token: Annotated[str | None, typer.Option(
+        help="Secret every API call must carry (default: none on 127.0.0.1, generated "
+        "and printed in the URL on any other host).")] = None,
+    max_runs: Annotated[int, typer.Option(
+        help="Runs trained at once from the page; more wait in a queue.")] = 1,
+):
+    """Open the playground: a local web app to design, train, watch and compare runs.
+
+    Needs FastAPI and uvicorn, the `serve` extra of the package. Example:
+
+      convbench serve --store runs.db
+    """
+    try:
+        from .server.app import serve as run_server
+        from .server.settings import Settings
+    except ImportError as missing:
+        raise ConfigError(f"convbench serve needs {missing.name}: pip install "
+                          "'convbench[serve]'.") from None
+    run_server(Settings(store=store, host=host, port=port, token=token, max_runs=max_runs,
+                        open_browser=not no_browser))
+
+
 # Document-layout detection and segmentation (detection/cli.py)
 from .detection.cli import app as detect_app  # noqa: E402
 

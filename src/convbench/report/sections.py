@@ -78,6 +78,27 @@ def html_sections(ctx: Context) -> list[tuple[str, str]]:
     return sections
 
 
+def section(ctx: Context, heading: str) -> str | None:
+    """One section of the page by its heading (the web app shows some of them on its own
+    pages, so its numbers are the report's); None when it has nothing to show.
+
+    >>> ctx = Context.build([{"id": "a", "config": {"model": {"name": "B2FL8"}}}], None, "now")
+    >>> "B2FL8" in section(ctx, "Summary")
+    True
+    """
+    builders = {"Summary": _summary_section, "Runs not completed": _incomplete_section,
+                "Learning curves": _curves_section, "Accuracy against cost": _cost_section,
+                "Per-class accuracy": _per_class_section,
+                "Confusion matrices": _confusion_section,
+                "Configuration differences": _config_section,
+                "Environment": _environment_section, "All runs": _runs_section}
+    if heading not in builders:
+        raise KeyError(f"no report section {heading!r}; one of {', '.join(builders)}")
+    if heading == "Runs not completed" and not ctx.incomplete:
+        return None
+    return builders[heading](ctx)
+
+
 def _common(runs: list[dict], section: str, key: str) -> Any:
     values = {canonical(((r.get("config") or {}).get(section) or {}).get(key)) for r in runs}
     if len(values) == 1:

@@ -23,6 +23,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from convbench.errors import StoreError
 from convbench.store import database as db
 from convbench.store.jsonsafe import merge, to_json
+from convbench.store.queries import (
+    activity_query,
+    epoch_counts_query,
+    status_counts_query,
+    summary_query,
+)
 from convbench.store.schema import SCHEMA_VERSION, epochs, groups, info, metadata, runs
 
 RUN_STATUSES = ("running", "completed", "failed", "diverged", "stopped")
@@ -319,6 +325,44 @@ class Store:
         return self._transact(
             lambda conn: [dict(r) for r in conn.execute(query).mappings()], write=False
         )
+
+    def run_summaries(self, *, started_after: str | None = None,
+                      ids: list[str] | None = None) -> list[dict]:
+        """The short form of runs — id, name, kind, status, group_id, seed, device,
+        started_at, ended_at, dataset, model (``B2FL32`` for the blocks constructor),
+        model_name, main metrics, error and ``epochs_done`` — of all runs, of those started
+        at or after ``started_after``, or of ``ids``. A listing keeps these in memory and
+        asks again only for new runs and for the ones that were running.
+
+        Example: ``store.run_summaries(ids=["3f9c01ab"])[0]["model"]`` gives ``'B2FL32'``.
+        """
+
+        def work(conn: sa.Connection) -> list[dict]:
+            rows = [dict(r) for r in conn.execute(
+                summary_query(started_after=started_after, ids=ids)).mappings()]
+            wanted = None if started_after is None and ids is None else [r["id"] for r in rows]
+            done = dict(conn.execute(epoch_counts_query(wanted)).all()) if rows else {}
+            for row in rows:
+                row["epochs_done"] = int(done.get(row["id"], 0))
+            return rows
+
+        return self._transact(work, write=False)
+
+    def activity(self) -> dict:
+        """A small snapshot that changes whenever a run starts, ends or finishes an epoch:
+        ``{"running": {id: epochs_done}, "statuses": {status: [count, last start, last
+        end]}}`` (what a live view polls; two queries on indexed columns).
+
+        Example: ``store.activity()["running"]`` gives ``{'3f9c01ab': 2}``.
+        """
+
+        def work(conn: sa.Connection) -> dict:
+            running = {rid: int(n) for rid, _, n in conn.execute(activity_query())}
+            statuses = {s: [int(n), start, end]
+                        for s, n, start, end in conn.execute(status_counts_query())}
+            return {"running": running, "statuses": statuses}
+
+        return self._transact(work, write=False)
 
     def delete_run(self, run_id: str) -> None:
         """Delete the run, its epochs and its artifacts folder.

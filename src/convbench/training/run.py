@@ -12,6 +12,7 @@ store (``convbench train``). It sits above the trainer and the LR range test, be
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import config as cfgmod
@@ -24,6 +25,7 @@ from .device import select_device, set_threads
 from .engine import BEST, LAST, EpochHook, Trainer, prepare_config
 from .lifecycle import recorded_run, resumed_config, stored
 from .lr_finder import auto_bounds
+from .trainer import StepHook
 
 
 def train(
@@ -34,12 +36,17 @@ def train(
     resume: str | None = None,
     group_id: str | None = None,
     on_epoch: EpochHook | None = None,
+    on_start: Callable[[str], None] | None = None,
+    on_step: StepHook | None = None,
 ) -> Run:
     """Train one network and record everything in the store; return the stored run.
 
     ``resume`` continues a killed or stopped run from its last epoch checkpoint (or, killed
     before its first one, starts it over under the same id); it ends with the same numbers an
-    uninterrupted run of the same seed gives.
+    uninterrupted run of the same seed gives. ``on_start(run_id)`` is called once the run is
+    stored (the web app's worker names its run with it); ``on_step(iteration, loss)`` after
+    every optimiser step, ``on_epoch(epoch, row)`` after every epoch (True stops the run
+    resumably).
 
     >>> run = train({"model": {"name": "simple-cnn"}, "train": {"epochs": 1}})  # doctest: +SKIP
     >>> run.status                                                               # doctest: +SKIP
@@ -62,7 +69,10 @@ def train(
                       grid_gco2_per_kwh=m.grid_gco2_per_kwh) as run:
         if lr_bounds:
             store.update(run.id, metrics={"lr_bounds": lr_bounds})
+        if on_start is not None:
+            on_start(run.id)
         trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)
+        trainer.on_step = on_step
         trainer.energy_so_far = run.energy_so_far
         if resume and trainer.restore():
             run.energy_before_j = trainer.state.energy_j
