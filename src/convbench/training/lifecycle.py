@@ -39,6 +39,11 @@ class Stopped(Exception):
     """SIGTERM during a run: the last checkpoint stays, the run can be resumed."""
 
 
+class Abandoned(Exception):
+    """The run was taken over by another process (a search worker whose trial was re-queued
+    while it was cut off): this one stops and leaves the run's record to the new owner."""
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGTERM into :class:`Stopped` (Ctrl-C already raises KeyboardInterrupt)."""
@@ -175,6 +180,7 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
       to the work), the existing ``run.artifacts``;
     - Ctrl-C or SIGTERM: status ``stopped`` (resumable from the last checkpoint); the exception
       goes on with ``run_id`` set, for the caller's "continue with --resume ID" line;
+    - :class:`Abandoned`: nothing is written (another process owns the run now);
     - any other exception: status ``failed`` with :func:`error_text` of it, then re-raised.
     """
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
@@ -196,6 +202,8 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
             meter.start()
         with stop_on_signals():
             yield run
+    except Abandoned:
+        raise  # the run is someone else's now: writing stopped/failed would clobber theirs
     except (KeyboardInterrupt, Stopped) as stop:
         store.update(run_id, status="stopped", ended=True)
         stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
