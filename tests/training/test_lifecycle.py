@@ -62,3 +62,22 @@ def test_only_a_run_of_the_same_kind_that_has_not_completed_is_taken_back(store)
         resume_target(store, done.id, "demo")
     with pytest.raises(StoreError, match="is a demo run, not a detection run"):
         resume_target(store, done.id, "detect", "detection")
+
+
+def test_a_stop_between_two_energy_readings_still_records_stopped(store):
+    # SIGTERM can land inside run.energy_j(), after the meter stopped and before it starts
+    # again (a checkpoint asks for the joules so far): the run must end `stopped`, not
+    # `failed` with "EnergyMeter.stop() called before start()".
+    with pytest.raises(Stopped), recorded_run(store, "demo", {}) as run:
+        run.energy_j()
+        run._meter.stop()  # where the signal interrupted energy_j
+        raise Stopped("SIGTERM")
+    assert store.get_run(run.id)["status"] == "stopped"
+
+
+def test_an_abandoned_run_is_left_to_its_new_owner(store):
+    from convbench.training.lifecycle import Abandoned
+
+    with pytest.raises(Abandoned), recorded_run(store, "demo", {}) as run:
+        raise Abandoned("re-queued")
+    assert store.get_run(run.id)["status"] == "running"  # untouched: another worker has it

@@ -146,16 +146,20 @@ class RecordedRun:
         """Joules used by the run so far, earlier (resumed) segments included; a checkpoint
         stores this so that a resumed run counts all of its energy."""
         if self._meter is not None:
-            self._method = self._meter.stop()
-            self._banked_j += self._method["energy_j"]
+            self._bank()
             self._meter.start()
         return self.energy_before_j + self._banked_j
 
+    def _bank(self) -> None:
+        # A SIGTERM may land between a stop and the next start: then nothing is running
+        # and there is nothing to bank (stopping again would raise and hide the stop).
+        if self._meter is not None and self._meter.running:
+            self._method = self._meter.stop()
+            self._banked_j += self._method["energy_j"]
+
     def _close_meter(self) -> None:
-        if self._meter is not None:
-            self.energy_j()
-            self._meter.stop()
-            self._meter = None
+        self._bank()
+        self._meter = None
 
     def _energy_metrics(self, price: float, grid: float | None) -> dict[str, Any]:
         return energy_figures(self.energy_before_j + self._banked_j, self._method,
