@@ -158,6 +158,8 @@ def test_time_budget_stops_and_resume_finishes(store_url, space):
     ({"model.name": ["B2FL4"]}, ["--time-budget", "-5"], "--time-budget -5"),
     ({"model.name": ["B2FL4"]}, ["--seeds", "0,0"], "twice"),
     ({"model.name": ["B2FL4"]}, ["--seeds", ""], "comma-separated"),
+    ({"model.name": ["B2FL4"]}, ["--workers", "-1"], "--workers -1"),
+    ({"model.name": ["B2FL4"]}, ["--workers", "0"], "needs a PostgreSQL store"),
 ])
 def test_bad_space_is_a_one_line_error(cli, tmp_path, params, options, message):
     path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}}, "params": params})

@@ -104,7 +104,7 @@ def _run_local(spec: WorkerSpec, n: int) -> list[str]:
     """``n`` local workers on the search (in this process when ``n`` is 1); the failures of
     those that crashed."""
     if n == 1:
-        work(spec)
+        work(replace(spec, index=0))  # seeded like the first of N: the same draws each time
         return []
     context = mp.get_context("spawn")
     procs = [context.Process(target=_local_worker, args=(replace(spec, index=i), os.getpid()),
@@ -283,6 +283,10 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     say = echo or (lambda text: None)
     store = store if isinstance(store, Store) else Store(store)
     _check_options(workers, audit_sample, time_budget_s)
+    if workers == 0 and store.url.startswith("sqlite"):
+        raise SearchError("--workers 0 queues the trials for `convbench worker` on other "
+                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
+                          "with a SQLite file give --workers 1 or more.")
     if resume:
         group = find_search(store, resume)
         gid = group["id"]

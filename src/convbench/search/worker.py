@@ -154,6 +154,21 @@ def _abandon_signal() -> Iterator[None]:
         signal.signal(signal.SIGUSR1, previous)
 
 
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    try:
+        previous = {sig: signal.signal(sig, signal.SIG_IGN)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: no handlers to mind
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class _Searches:
     """The open searches this worker serves, with their specs and studies (one sampler and
     pruner per search and phase, made once)."""
@@ -300,11 +315,12 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
     except Abandoned:
         outcome = ("abandoned", None)
     except (KeyboardInterrupt, Stopped):
-        # Back in the queue now, for any worker (its runs are stopped, resumable).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        requeue(searches.storage, study, searches.storage.get_trial(trial._trial_id), "stopped")
-        report("stopped")
+        # Back in the queue now, for any worker (its runs are stopped, resumable); a second
+        # Ctrl-C or SIGTERM must not cut this short.
+        with _signals_ignored():
+            requeue(searches.storage, study, searches.storage.get_trial(trial._trial_id),
+                    "stopped")
+            report("stopped")
         _say(w.quiet, f"{name} {trial.user_attrs.get('label')}: stopped; put back in the queue")
         raise
     except Exception as err:  # one broken configuration must not end the search
