@@ -177,3 +177,41 @@ def test_bad_worker_inputs_are_one_line_errors(cli, postgres_url, tmp_path):  # 
         assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "pw@" not in proc.stderr  # passwords stay out of messages
+
+
+@pytest.mark.postgres
+def test_workers_wait_out_a_database_restart(postgres_server, postgres_url, tmp_path,  # noqa: F811
+                                             space):
+    spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"]},
+                 search={"strategy": "grid", "epochs": 3})
+    shared = tmp_path / "shared"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
+    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store",
+                             postgres_url, "--artifacts", str(shared), "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    gid = json.loads(queued.stdout)["id"]
+    store = Store(postgres_url, artifacts=shared)
+    procs = {h: _start(postgres_url, gid, h, shared, tmp_path) for h in ("host-a", "host-b")}
+    try:
+        deadline = time.time() + 600
+        while not [r for r in store.list_runs(group_id=gid, status="running")
+                   if r["epochs_done"] >= 1]:
+            assert time.time() < deadline and all(p.poll() is None for p in procs.values())
+            time.sleep(0.2)
+        postgres_server.restart()  # every connection cut while both workers train
+        while store.get_group(gid)["status"] == "running":
+            assert time.time() < deadline, "the search did not finish"
+            time.sleep(1)
+        for proc in procs.values():
+            assert proc.wait(120) == 0
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert store.get_group(gid)["status"] == "completed"
+    status = search_status(store, gid)
+    assert status["totals"]["done"] == 4 and status["totals"]["failed"] == 0
+    runs = store.list_runs(group_id=gid)
+    assert not [r for r in runs if r["status"] in ("running", "failed")]
+    names = [r["name"] for r in runs if r["status"] == "completed"]
+    assert len(names) == len(set(names)) == 4  # nothing lost, nothing done twice

@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConvbenchError
 from ..store import Store
+from ..store.database import is_disconnect
 from ..training.lifecycle import Abandoned, Stopped
 from . import space as sp
 from .samplers import make_pruner, make_sampler
@@ -238,18 +239,42 @@ def loop(w: WorkerSpec, advance: Advance) -> int:
             **me, "state": state, "trial": trial,
             "heartbeat": datetime.now(UTC).isoformat(timespec="seconds")}}})
 
+    def safe_report(gid: str, state: str, trial: str | None = None) -> None:
+        try:
+            report(gid, state, trial)
+        except Exception as err:  # the status line must never cost a trial
+            if not is_disconnect(err):
+                raise
+
+    outage = False
     with _abandon_signal():
         while w.max_trials is None or done < w.max_trials:
-            claim = _claim(store, storage, searches, advance)
-            if claim is None:
-                if _finished(store, w, searches):
-                    return done
+            try:
+                claim = _claim(store, storage, searches, advance)
+                if claim is None:
+                    if _finished(store, w, searches):
+                        return done
+                    time.sleep(POLL_S)
+                    continue
+                if outage:
+                    _say(False, "the run store is back")
+                outage = False
+                gid, phase, study, trial = claim
+                _run_trial(store, searches, gid, phase, study, trial,
+                           lambda state, what=None, gid=gid: safe_report(gid, state, what))
+                done += 1
+            except Exception as err:
+                # The database restarted or the network dropped: wait and reconnect. A trial
+                # cut short stays RUNNING without heartbeats, so it goes back in the queue
+                # after the grace period (its runs resume from their checkpoints).
+                if not is_disconnect(err):
+                    raise
+                if not outage:
+                    reason = str(err).strip().splitlines()[0][:200]
+                    _say(False, f"lost the run store ({reason}); waiting for it to come back "
+                                "(a trial cut short goes back in the queue)")
+                outage = True
                 time.sleep(POLL_S)
-                continue
-            gid, phase, study, trial = claim
-            _run_trial(store, searches, gid, phase, study, trial,
-                       lambda state, what=None, gid=gid: report(gid, state, what))
-            done += 1
         return done
 
 
@@ -324,6 +349,8 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
         _say(w.quiet, f"{name} {trial.user_attrs.get('label')}: stopped; put back in the queue")
         raise
     except Exception as err:  # one broken configuration must not end the search
+        if is_disconnect(err):
+            raise  # not the configuration's fault: the loop waits for the store
         msg = str(err) if isinstance(err, ConvbenchError) else f"{type(err).__name__}: {err}"
         outcome = ("failed", msg)
     finally:

@@ -562,7 +562,9 @@ class Store:
                 raise
             except sa.exc.DBAPIError as exc:
                 attempt += 1
-                if attempt >= _ATTEMPTS or not db.is_transient(exc):
+                # A server restart is waited out (about half a minute) once the store is open.
+                retry = db.is_transient(exc) or (action != "open" and db.is_disconnect(exc))
+                if attempt >= _ATTEMPTS or not retry:
                     raise self._failure(exc, action) from exc
                 time.sleep(min(10.0, 0.05 * 2**attempt) * (0.5 + random.random()))
 
