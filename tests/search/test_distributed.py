@@ -215,3 +215,49 @@ def test_workers_wait_out_a_database_restart(postgres_server, postgres_url, tmp_
     assert not [r for r in runs if r["status"] in ("running", "failed")]
     names = [r["name"] for r in runs if r["status"] == "completed"]
     assert len(names) == len(set(names)) == 4  # nothing lost, nothing done twice
+
+
+@pytest.mark.postgres
+def test_a_worker_cut_off_past_the_grace_period_abandons_its_trial(postgres_url, tmp_path,  # noqa: F811
+                                                                    space):
+    spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam"]},
+                 search={"strategy": "grid", "epochs": 3})
+    shared = tmp_path / "shared"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
+    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store",
+                             postgres_url, "--artifacts", str(shared), "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    gid = json.loads(queued.stdout)["id"]
+    store = Store(postgres_url, artifacts=shared)
+    storage = open_storage(store, create=False)
+    procs = {"host-a": _start(postgres_url, gid, "host-a", shared, tmp_path)}
+    try:
+        deadline = time.time() + 600
+        while (pid := _victim(store, storage, gid, procs, True)) is None:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGSTOP)  # as if its network were cut mid-trial
+        procs["host-b"] = _start(postgres_url, gid, "host-b", shared, tmp_path)
+        study = get_study(storage, gid, "train")
+        while not [t for t in trials(study) if orphaned(t)]:  # B re-queued A's trial
+            assert time.time() < deadline
+            time.sleep(0.5)
+        os.kill(pid, signal.SIGCONT)  # A comes back and must give the trial up
+        while store.get_group(gid)["status"] == "running":
+            assert time.time() < deadline, "the search did not finish"
+            time.sleep(1)
+        for proc in procs.values():
+            assert proc.wait(120) == 0
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "abandoned it here" in (tmp_path / "host-a.log").read_text()
+    assert store.get_group(gid)["status"] == "completed"
+    runs = store.list_runs(group_id=gid)
+    assert not [r for r in runs if r["status"] in ("running", "failed")]
+    names = [r["name"] for r in runs if r["status"] == "completed"]
+    assert len(names) == len(set(names)) == 2
+    assert search_status(store, gid)["totals"] == {"waiting": 0, "running": 0, "done": 2,
+                                                   "re-queued": 1, "failed": 0}
