@@ -46,6 +46,38 @@ def _start(url, gid, host, shared, tmp_path, *options):
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _queue(spec, url, tmp_path):
+    """Queue ``spec`` with ``convbench search --workers 0``: (search id, shared folder, store)."""
+    shared = tmp_path / "shared"
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
+    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store", url,
+                             "--artifacts", str(shared), "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    answer = json.loads(queued.stdout)
+    assert answer["status"] == "queued"
+    return answer["id"], shared, Store(url, artifacts=shared), answer["waiting"]
+
+
+def _until_done(store, gid, deadline):
+    while store.get_group(gid)["status"] == "running":
+        assert time.time() < deadline, "the search did not finish"
+        time.sleep(1)
+
+
+def _all_done(store, gid, procs, deadline):
+    """Wait for the search to end; every worker then stops by itself, with status 0."""
+    _until_done(store, gid, deadline)
+    for proc in procs.values():
+        assert proc.wait(120) == 0
+
+
+def _kill_all(procs):
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)  # in case a test left it stopped
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _victim(store, storage, gid, procs, after_checkpoint):
     """The pid of a live worker whose trial's run is training its second epoch (its first
     epoch stored and, with ``after_checkpoint``, checkpointed), or None."""
@@ -82,15 +114,8 @@ def test_workers_on_several_hosts_survive_kills_and_match_one_worker(
     spec = _grid(space)
     single = search(spec, store=str(tmp_path / "single.db"), workers=1)
 
-    shared = tmp_path / "shared"
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
-    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store",
-                             postgres_url, "--artifacts", str(shared), "--json"],
-                            cwd=tmp_path, capture_output=True, text=True, check=True)
-    gid = json.loads(queued.stdout)["id"]
-    assert json.loads(queued.stdout)["waiting"] == 12
-
-    store = Store(postgres_url, artifacts=shared)
+    gid, shared, store, waiting = _queue(spec, postgres_url, tmp_path)
+    assert waiting == 12
     storage = open_storage(store, create=False)
     # At most 3 trials each: the worker started late is sure to find work left.
     procs = {h: _start(postgres_url, gid, h, shared, tmp_path, "--max-trials", "3")
@@ -110,9 +135,7 @@ def test_workers_on_several_hosts_survive_kills_and_match_one_worker(
         for host, proc in procs.items():  # the others stop once the search has ended
             assert proc.wait(120) == (-signal.SIGKILL if host in killed else 0), host
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _kill_all(procs)
 
     group = store.get_group(gid)
     assert group["status"] == "completed"
@@ -184,13 +207,7 @@ def test_workers_wait_out_a_database_restart(postgres_server, postgres_url, tmp_
                                              space):
     spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam", "sgd"]},
                  search={"strategy": "grid", "epochs": 3})
-    shared = tmp_path / "shared"
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
-    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store",
-                             postgres_url, "--artifacts", str(shared), "--json"],
-                            cwd=tmp_path, capture_output=True, text=True, check=True)
-    gid = json.loads(queued.stdout)["id"]
-    store = Store(postgres_url, artifacts=shared)
+    gid, shared, store, _ = _queue(spec, postgres_url, tmp_path)
     procs = {h: _start(postgres_url, gid, h, shared, tmp_path) for h in ("host-a", "host-b")}
     try:
         deadline = time.time() + 600
@@ -199,15 +216,9 @@ def test_workers_wait_out_a_database_restart(postgres_server, postgres_url, tmp_
             assert time.time() < deadline and all(p.poll() is None for p in procs.values())
             time.sleep(0.2)
         postgres_server.restart()  # every connection cut while both workers train
-        while store.get_group(gid)["status"] == "running":
-            assert time.time() < deadline, "the search did not finish"
-            time.sleep(1)
-        for proc in procs.values():
-            assert proc.wait(120) == 0
+        _all_done(store, gid, procs, deadline)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _kill_all(procs)
     assert store.get_group(gid)["status"] == "completed"
     status = search_status(store, gid)
     assert status["totals"]["done"] == 4 and status["totals"]["failed"] == 0
@@ -222,13 +233,7 @@ def test_a_worker_cut_off_past_the_grace_period_abandons_its_trial(postgres_url,
                                                                     space):
     spec = space(params={"model.name": ["B2FL4", "B2FL8"], "optim.name": ["adam"]},
                  search={"strategy": "grid", "epochs": 3})
-    shared = tmp_path / "shared"
-    (tmp_path / "space.yaml").write_text(yaml.safe_dump(spec))
-    queued = subprocess.run([EXE, "search", "space.yaml", "--workers", "0", "--store",
-                             postgres_url, "--artifacts", str(shared), "--json"],
-                            cwd=tmp_path, capture_output=True, text=True, check=True)
-    gid = json.loads(queued.stdout)["id"]
-    store = Store(postgres_url, artifacts=shared)
+    gid, shared, store, _ = _queue(spec, postgres_url, tmp_path)
     storage = open_storage(store, create=False)
     procs = {"host-a": _start(postgres_url, gid, "host-a", shared, tmp_path)}
     try:
@@ -243,16 +248,9 @@ def test_a_worker_cut_off_past_the_grace_period_abandons_its_trial(postgres_url,
             assert time.time() < deadline
             time.sleep(0.5)
         os.kill(pid, signal.SIGCONT)  # A comes back and must give the trial up
-        while store.get_group(gid)["status"] == "running":
-            assert time.time() < deadline, "the search did not finish"
-            time.sleep(1)
-        for proc in procs.values():
-            assert proc.wait(120) == 0
+        _all_done(store, gid, procs, deadline)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, signal.SIGKILL)
+        _kill_all(procs)
     assert "abandoned it here" in (tmp_path / "host-a.log").read_text()
     assert store.get_group(gid)["status"] == "completed"
     runs = store.list_runs(group_id=gid)
