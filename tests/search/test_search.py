@@ -221,12 +221,12 @@ def test_a_search_whose_every_trial_failed_says_so(store_url, space, monkeypatch
     assert all("boom" in r["status"] for r in result["rows"])
 
 
-def _completed_screen_trials(db):
+def _screen_trials(db, state="COMPLETE"):
     try:
         with sqlite3.connect(db, timeout=30) as conn:
             return conn.execute(
                 "select count(*) from trials t join studies s on t.study_id = s.study_id "
-                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
+                f"where s.study_name like '%-screen' and t.state = '{state}'").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
 
@@ -243,7 +243,8 @@ def test_killed_search_resumes_without_losing_or_repeating_trials(cli, tmp_path,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 400
-        while _completed_screen_trials(db) < 2:
+        # Two screened, and a trial running (not both workers between two trials).
+        while _screen_trials(db) < 2 or not _screen_trials(db, "RUNNING"):
             assert proc.poll() is None and time.time() < deadline, "search ended or hung"
             time.sleep(0.5)
         workers = psutil.Process(proc.pid).children(recursive=True)

@@ -321,12 +321,12 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
     ctx = Context(store, spec, gid, phase, threads, quiet=True)
     origin = origin_of(trial)
     name = f"[{phase} #{origin}]"  # the number its runs carry, also on a re-queued copy
-    trial.set_user_attr("worker", {"host": host_name(), "pid": os.getpid()})
-    report("running", f"{phase} #{origin}")
     beat = _Beat(searches.storage, trial._trial_id,
                  lambda: report("running", f"{phase} #{origin}"))
     _CURRENT[:] = [beat]
     try:
+        trial.set_user_attr("worker", {"host": host_name(), "pid": os.getpid()})
+        report("running", f"{phase} #{origin}")
         with beat:
             try:
                 value = execute(ctx, trial)
