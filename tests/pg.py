@@ -19,7 +19,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,13 @@ class PostgresServer:
     host: str
     port: int
     _names: Iterator[int] = field(default_factory=itertools.count, repr=False)
+    _ctl: Callable[..., None] | None = field(default=None, repr=False)
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, the server comes back on the
+        same port with the same data (for tests of clients that must reconnect)."""
+        assert self._ctl is not None
+        self._ctl("-m", "fast", "-w", "restart")
 
     def url(self, database: str = "postgres") -> str:
         """``postgresql://postgres@127.0.0.1:<port>/<database>`` (trust auth, no password)."""
@@ -98,8 +105,11 @@ def running_server() -> Iterator[PostgresServer]:
         initdb = ["-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"]
         _run(prefix, root, bin_dir / "initdb", *initdb)
         port = _start(prefix, root, bin_dir / "pg_ctl", data, log)
+        def ctl(*args: str) -> None:
+            _run(prefix, root, bin_dir / "pg_ctl", "-D", data, "-l", log, *args)
+
         try:
-            yield PostgresServer(host="127.0.0.1", port=port)
+            yield PostgresServer(host="127.0.0.1", port=port, _ctl=ctl)
         finally:
             _run(prefix, root, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from rich.table import Table
 from . import __version__
 from . import config as cfgmod
 from .cli_common import (
+    ArtifactsOpt,
     JsonOpt,
     QuietOpt,
     SetOpt,
@@ -651,7 +653,9 @@ def search_cmd(
     resume: Annotated[
         str | None, typer.Option(help="Continue a killed or stopped search (id, prefix or name).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Trials run in N parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="Local worker processes that run the trials; 0 only queues them for "
+        "`convbench worker` on other machines (docs/distributed.md).")] = 1,
     strategy: Annotated[str | None, typer.Option(help="grid, random, tpe or screen.")] = None,
     pruner: Annotated[
         str | None, typer.Option(help="none, median, percentile, asha, hyperband or screen.")
@@ -687,7 +691,10 @@ def search_cmd(
         typer.Option(help="Write the HTML report here (+ -winner.yaml and .json beside it)."),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the searches in the store.")] = False,
+    status: Annotated[str | None, typer.Option(
+        help="Show a search's trials per state and its workers (id, prefix or name).")] = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
 ):
@@ -698,8 +705,11 @@ def search_cmd(
           --report out/search.html
     """
     from .search import search as run_search
+    from .training.lifecycle import Stopped
 
-    s = _store(store)
+    s = _store(store, artifacts=artifacts)
+    if status:
+        return _show_status(s, status, as_json)
     if list_:
         groups = s.list_groups(kind="search")
         if as_json:
@@ -750,12 +760,20 @@ def search_cmd(
             quiet=quiet or as_json,
             echo=say,
         )
-    except KeyboardInterrupt:
-        err.print(
-            "Stopped. Finished trials are kept: continue with `convbench search --resume "
-            "ID` (`convbench search --list` shows the id)."
-        )
+    except (KeyboardInterrupt, Stopped) as stop:
+        gid = getattr(stop, "group_id", None)
+        err.print(f"Stopped. Finished trials are kept: continue with `convbench search --resume "
+                  f"{gid}`." if gid else "Stopped before the search was recorded.", markup=False)
         raise typer.Exit(130) from None
+    if result["status"] == "queued":
+        if as_json:
+            return print_json({"id": result["id"], "status": "queued",
+                               "waiting": result["waiting"]})
+        out.print(f"search {result['id']}: {result['waiting']} trial(s) queued. Start workers "
+                  f"on any machine that reaches the store: `convbench worker --store URL "
+                  f"--group {result['id']}`; watch them with `convbench search --status "
+                  f"{result['id']}`.", markup=False)
+        return None
     if as_json:
         return print_json(result["summary"])
     table = Table("configuration", "status", "early val", "LR bounds", "final val", "test")
@@ -814,6 +832,73 @@ def search_cmd(
         first = next((r.get("error") for r in result["rows"] if r.get("error")), None)
         raise ConfigError(f"every trial of search {result['id']} failed"
                           + (f"; the first: {first}" if first else "") + ".")
+
+
+def _show_status(s: Any, ident: str, as_json: bool) -> None:
+    from .search.runner import find_search
+    from .search.status import STATES, search_status
+
+    status = search_status(s, find_search(s, ident, option="--status")["id"])
+    if as_json:
+        return print_json(status)
+    out.print(f"[bold]search {status['id']}[/] {status.get('name') or ''} — {status['status']}")
+    table = Table("phase", *STATES)
+    for phase, counts in [*status["phases"].items(), ("all", status["totals"])]:
+        table.add_row(phase, *(str(counts[k]) for k in STATES))
+    out.print(table)
+    workers = Table("host", "pid", "state", "trial", "last heartbeat (UTC)")
+    for w in status["workers"]:
+        workers.add_row(str(w.get("host")), str(w.get("pid")), str(w.get("state")),
+                        str(w.get("trial") or "-"), str(w.get("heartbeat") or "-"))
+    out.print(workers if status["workers"] else "No worker has taken a trial yet.")
+    return None
+
+
+@app.command("worker")
+def worker_cmd(
+    store: StoreOpt = None,
+    group: Annotated[str | None, typer.Option(
+        help="Only this search (id, prefix or name) [default: every open search].")] = None,
+    max_trials: Annotated[int | None, typer.Option(
+        help="Stop after running this many trials.", min=1)] = None,
+    until_empty: Annotated[bool, typer.Option(
+        "--until-empty", help="Stop when no open search has a waiting trial (default: "
+        "keep waiting for new work).")] = False,
+    artifacts: ArtifactsOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
+):
+    """Join searches from this machine: claim waiting trials of open searches in a shared
+    PostgreSQL store, run them, and keep going; any number of workers on any number of
+    machines (docs/distributed.md). Stop one with Ctrl-C: its trial goes back in the queue.
+
+      convbench worker --store postgresql://me:pw@db.lab/runs --artifacts /mnt/shared/cb
+    """
+    from .search.runner import find_search, work
+    from .search.worker import WorkerSpec, host_name
+    from .training.lifecycle import Stopped, stop_on_signals
+
+    s = _store(store, artifacts=artifacts)
+    if s.url.startswith("sqlite"):
+        raise ConfigError(
+            "convbench worker needs a PostgreSQL store that every machine reaches "
+            "(--store postgresql://user:password@host/db); a SQLite file serves one machine: "
+            "there, use `convbench search ... --workers N`.")
+    s.check_artifacts()
+    gid = find_search(s, group, option="--group")["id"] if group else None
+    say = (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
+    say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts_root}"
+        + (f", search {gid}" if gid else ", every open search"))
+    spec = WorkerSpec(s.url, str(s.artifacts_root), group=gid, max_trials=max_trials,
+                      until_empty=until_empty, follow=gid is not None and not until_empty,
+                      quiet=quiet)
+    try:
+        with stop_on_signals():
+            ran = work(spec)
+    except (KeyboardInterrupt, Stopped):
+        err.print("Stopped. The trial this worker ran is back in the queue; its run resumes "
+                  "from its last checkpoint on whichever worker claims it.", markup=False)
+        raise typer.Exit(130) from None
+    say(f"worker done: {ran} trial(s) run")
 
 
 @app.command()

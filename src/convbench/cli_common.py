@@ -24,6 +24,14 @@ from .errors import ConfigError, ConvbenchError
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
+ArtifactsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--artifacts",
+        help="Folder for checkpoints, weights and plots that every worker reaches (NFS…) "
+        "[env CONVBENCH_ARTIFACTS; SQLite default: beside the database]",
+    ),
+]
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -147,7 +155,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def open_store(url: str | None, *, existing: bool = False):
+def open_store(url: str | None, *, existing: bool = False, artifacts: str | None = None):
     """The run store at ``url`` (or CONVBENCH_STORE, or the default). With ``existing``, a
     SQLite file that is not there is an error: commands that only read must not create an
     empty store for a mistyped path and then report "no runs"."""
@@ -160,7 +168,7 @@ def open_store(url: str | None, *, existing: bool = False):
         if db.is_sqlite(resolved) and not Path(resolved.database or "").is_file():
             raise StoreError(f"No run store at {resolved.database!r}. Check --store (or "
                              "CONVBENCH_STORE); `convbench train` creates the store.")
-    return Store(url)
+    return Store(url, artifacts=artifacts)
 
 
 def fmt_value(value: Any, digits: int = 4) -> str:

@@ -37,12 +37,13 @@ def space():
     return make
 
 
-def completed_screen_trials(db) -> int:
+def completed_screen_trials(db, state: str = "COMPLETE") -> int:
+    """Range-test trials of the search in ``db`` in ``state`` (COMPLETE, RUNNING, …)."""
     try:
         with sqlite3.connect(db, timeout=30) as conn:
             return conn.execute(
                 "select count(*) from trials t join studies s on t.study_id = s.study_id "
-                "where s.study_name like '%-screen' and t.state = 'COMPLETE'").fetchone()[0]
+                "where s.study_name like '%-screen' and t.state = ?", (state,)).fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
 
@@ -50,8 +51,8 @@ def completed_screen_trials(db) -> int:
 @pytest.fixture
 def killed_search(tmp_path):
     """Start `convbench search` on a space (the real console script, in tmp_path), SIGKILL it
-    once ``screened`` range-test trials have completed, and return the worker processes it
-    had (to check that they stop too)."""
+    once ``screened`` range-test trials have completed and another is running, and return the
+    worker processes it had (to check that they stop too)."""
     exe = os.path.join(os.path.dirname(sys.executable), "convbench")
 
     def run(spec: dict, db, *, workers: int, screened: int) -> list[psutil.Process]:
@@ -63,7 +64,9 @@ def killed_search(tmp_path):
                                 start_new_session=True)
         try:
             deadline = time.time() + 400
-            while completed_screen_trials(db) < screened:
+            # Screened enough, and a trial running (not every worker between two trials).
+            while (completed_screen_trials(db) < screened
+                   or not completed_screen_trials(db, "RUNNING")):
                 assert proc.poll() is None and time.time() < deadline, "search ended or hung"
                 time.sleep(0.2)
             workers_of = psutil.Process(proc.pid).children(recursive=True)

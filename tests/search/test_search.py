@@ -158,6 +158,8 @@ def test_time_budget_stops_and_resume_finishes(store_url, space):
     ({"model.name": ["B2FL4"]}, ["--time-budget", "-5"], "--time-budget -5"),
     ({"model.name": ["B2FL4"]}, ["--seeds", "0,0"], "twice"),
     ({"model.name": ["B2FL4"]}, ["--seeds", ""], "comma-separated"),
+    ({"model.name": ["B2FL4"]}, ["--workers", "-1"], "--workers -1"),
+    ({"model.name": ["B2FL4"]}, ["--workers", "0"], "needs a PostgreSQL store"),
 ])
 def test_bad_space_is_a_one_line_error(cli, tmp_path, params, options, message):
     path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}}, "params": params})
@@ -170,7 +172,7 @@ def test_bad_space_is_a_one_line_error(cli, tmp_path, params, options, message):
 
 
 def test_random_repeats_reuse_results_and_a_resume_draws_anew(store_url, space, monkeypatch):
-    from convbench.search import runner
+    from convbench.search import worker
 
     # Two configurations, six random trials: repeats take the earlier result, untrained.
     spec = space(params={"model.name": ["B2FL4"], "optim.name": ["adam", "sgd"]},
@@ -185,7 +187,7 @@ def test_random_repeats_reuse_results_and_a_resume_draws_anew(store_url, space, 
     spec = space(params={"model.name": ["B2FL4"],
                          "optim.lr": {"low": 1e-4, "high": 1e-2, "log": True}},
                  search={"strategy": "random", "trials": 5, "epochs": 1})
-    real, calls = runner.execute, []
+    real, calls = worker.execute, []
 
     def interrupted(ctx, trial):
         calls.append(trial.number)
@@ -193,10 +195,10 @@ def test_random_repeats_reuse_results_and_a_resume_draws_anew(store_url, space, 
             raise KeyboardInterrupt
         return real(ctx, trial)
 
-    monkeypatch.setattr(runner, "execute", interrupted)
+    monkeypatch.setattr(worker, "execute", interrupted)
     with pytest.raises(KeyboardInterrupt):
         search(spec, store=store_url)
-    monkeypatch.setattr(runner, "execute", real)
+    monkeypatch.setattr(worker, "execute", real)
     gid = Store(store_url).list_groups(kind="search")[0]["id"]
     done = search(resume=gid, store=store_url)
     assert done["status"] == "completed" and len(done["rows"]) == 5
@@ -206,12 +208,12 @@ def test_random_repeats_reuse_results_and_a_resume_draws_anew(store_url, space, 
 
 
 def test_a_search_whose_every_trial_failed_says_so(store_url, space, monkeypatch):
-    from convbench.search import runner
+    from convbench.search import worker
 
     def broken(ctx, trial):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(runner, "execute", broken)
+    monkeypatch.setattr(worker, "execute", broken)
     spec = space(params={"model.name": ["B2FL4"], "optim.name": ["adam", "sgd"]},
                  search={"strategy": "grid", "epochs": 1})
     result = search(spec, store=store_url)

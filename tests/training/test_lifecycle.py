@@ -86,3 +86,22 @@ def test_a_resumed_run_averages_power_over_all_its_segments(store):
         again.energy_before_j, again.energy_before_s = 500.0, 10.0  # from its checkpoint
     m = store.get_run(run.id)["metrics"]
     assert m["energy_j"] >= 500.0 and m["mean_power_w"] == pytest.approx(50.0, rel=0.1)
+
+
+def test_a_stop_between_two_energy_readings_still_records_stopped(store):
+    # SIGTERM can land inside run.energy_j(), after the meter stopped and before it starts
+    # again (a checkpoint asks for the joules so far): the run must end `stopped`, not
+    # `failed` with "EnergyMeter.stop() called before start()".
+    with pytest.raises(Stopped), recorded_run(store, "demo", {}) as run:
+        run.energy_j()
+        run._meter.stop()  # where the signal interrupted energy_j
+        raise Stopped("SIGTERM")
+    assert store.get_run(run.id)["status"] == "stopped"
+
+
+def test_an_abandoned_run_is_left_to_its_new_owner(store):
+    from convbench.training.lifecycle import Abandoned
+
+    with pytest.raises(Abandoned), recorded_run(store, "demo", {}) as run:
+        raise Abandoned("re-queued")
+    assert store.get_run(run.id)["status"] == "running"  # untouched: another worker has it

@@ -59,6 +59,11 @@ class EnergyMeter:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
+    @property
+    def running(self) -> bool:
+        """Whether the meter counts now (between :meth:`start` and :meth:`stop`)."""
+        return self._source is not None
+
     def start(self) -> None:
         """Pick the energy source and begin counting."""
         if self._source is not None:

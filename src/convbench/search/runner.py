@@ -3,7 +3,9 @@
 A search is a group (kind ``search``) in the run store plus up to three Optuna studies in the
 same database: ``screen`` (range tests), ``train`` (full training, with the pruner) and
 ``audit`` (full training of what was discarded, to measure the heuristic). Every strategy is
-the same mechanism with different queue contents:
+the same mechanism with different queue contents, drained by workers (:mod:`.worker`: local
+processes of ``--workers N`` or ``convbench worker`` on other machines) that also move the
+search to its next phase (:func:`advance`):
 
 * ``grid`` — every combination queued in ``train``;
 * ``random`` / ``tpe`` — ``search.trials`` empty slots queued in ``train``; the sampler fills
@@ -27,7 +29,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,67 +41,34 @@ from ..results import Group, load_group
 from ..store import Store
 from ..training.device import available_cores
 from ..training.engine import prepare_config
-from ..training.lifecycle import Stopped
+from ..training.lifecycle import Stopped, stop_on_signals
 from . import space as sp
 from .rules import more_seeds, verdict
+from .samplers import DEFAULT_TRIALS, make_pruner, make_sampler
 from .storage import (
     PHASES,
     enqueue,
     get_study,
     open_storage,
-    pop,
+    orphaned,
     queued_keys,
     requeue_orphans,
     trials,
     waiting,
 )
 from .summary import collect
-from .trials import Context, Repeated, bounds_of, execute
+from .trials import bounds_of
+from .worker import WorkerSpec, host_name
+from .worker import loop as worker_loop
 
-DEFAULT_TRIALS = 20
+__all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "search", "work"]
 
 
 class SearchError(ConvbenchError):
     """A search that cannot start or continue (bad id, crashed worker)."""
 
 
-# ----- samplers and pruners ------------------------------------------------------------------
-
-def make_sampler(spec: sp.SearchSpec, phase: str, salt: int, workers: int):
-    """The phase's sampler. Only ``train`` of random/tpe samples; the others run fixed points.
-    ``salt`` differs per worker and per start, so resumed or parallel workers do not replay
-    each other's random draws."""
-    seed = spec.search.sampler_seed + 7919 * salt
-    if phase == "train" and spec.search.strategy == "tpe":
-        n = spec.search.trials or DEFAULT_TRIALS
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, n // 3)),
-                                          constant_liar=workers > 1)
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def make_pruner(spec: sp.SearchSpec, phase: str):
-    """The Optuna pruner of the ``train`` phase (``median`` = percentile 50)."""
-    p = spec.search.pruner
-    if phase == "train" and spec.search.strategy == "screen" and spec.prunes_training:
-        # The screen's survivors trained by successive halving (ASHA on the survivors).
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=spec.screen.halving_min_epochs,
-            reduction_factor=spec.screen.halving_factor)
-    if phase != "train" or p.name in ("none", "screen"):
-        return optuna.pruners.NopPruner()
-    if p.name in ("median", "percentile"):
-        return optuna.pruners.PercentilePruner(50.0 if p.name == "median" else p.percentile,
-                                               n_startup_trials=p.startup_trials,
-                                               n_warmup_steps=p.warmup_epochs)
-    if p.name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=p.min_resource,
-                                                      reduction_factor=p.reduction_factor)
-    return optuna.pruners.HyperbandPruner(min_resource=p.min_resource,
-                                          max_resource=max(p.min_resource, spec.full_epochs),
-                                          reduction_factor=p.reduction_factor)
-
-
-# ----- workers -------------------------------------------------------------------------------
+# ----- local workers -------------------------------------------------------------------------
 
 def _die_with_parent(parent: int) -> None:
     """Linux: get SIGTERM when the coordinator dies (even by SIGKILL), so no orphaned worker
@@ -113,100 +82,51 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _raise_stopped(signum, frame) -> None:
-    raise Stopped(signal.Signals(signum).name)
+def work(spec: WorkerSpec) -> int:
+    """One worker (:mod:`.worker`) with this module's phase rules; returns the trials it ran.
+    ``convbench worker`` and each local process of ``--workers N`` call this."""
+    return worker_loop(spec, advance)
 
 
-_IN_POOL = False  # set in worker processes: a stopped trial must end the process
-
-
-def _say(quiet: bool, text: str) -> None:
-    if not quiet:
-        print(text, file=sys.stderr, flush=True)
-
-
-def worker(store_url: str, group_id: str, phase: str, deadline: float | None,
-           threads: int | None, quiet: bool, index: int, workers: int) -> None:
-    """Pop and run the phase's trials until the queue is empty or the deadline passes."""
-    store = Store(store_url)
-    spec = sp.parse(store.get_group(group_id)["config"]["spec"], source=f"search {group_id}")
-    storage = open_storage(store, create=False)
-    probe = get_study(storage, group_id, phase)
-    # Trials already started or finished, not the queued slots: those are as many at a resume
-    # as at the first start, and a salt made from them replayed the first start's draws.
-    salt = index + 1 + 1000 * (len(trials(probe)) - waiting(probe))
-    study = get_study(storage, group_id, phase, sampler=make_sampler(spec, phase, salt, workers),
-                      pruner=make_pruner(spec, phase))
-    # Runs train silently (progress bars of parallel runs would garble); `quiet` is for the
-    # one line per finished trial.
-    ctx = Context(store, spec, group_id, phase, threads, quiet=True)
-    while deadline is None or time.time() < deadline:
-        trial = pop(storage, study)
-        if trial is None:
-            return
-        try:
-            value = execute(ctx, trial)
-        except optuna.TrialPruned as why:
-            study.tell(trial, state=TrialState.PRUNED)
-            _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: {why}")
-        except Repeated as same:
-            study.tell(trial, same.value)
-            _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: {same}")
-        except (KeyboardInterrupt, Stopped):
-            # The run is marked stopped and the trial stays RUNNING: `--resume` re-queues it.
-            if _IN_POOL:  # the pool would catch the exception and keep the process waiting
-                os._exit(128 + signal.SIGTERM)
-            raise
-        except Exception as err:  # one broken configuration must not end the search
-            msg = str(err) if isinstance(err, ConvbenchError) else f"{type(err).__name__}: {err}"
-            trial.set_user_attr("error", msg)
-            study.tell(trial, state=TrialState.FAIL)
-            _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: failed: {msg}")
-        else:
-            study.tell(trial, value)
-            _say(quiet, f"[{phase} #{trial.number}] {trial.user_attrs.get('label')}: "
-                        f"{'early' if phase == 'screen' else 'val'} {value:.4f}")
-
-
-def _child_init(parent: int) -> None:
-    global _IN_POOL
-    _IN_POOL = True
+def _local_worker(spec: WorkerSpec, parent: int) -> None:
+    """A spawned local worker. Ctrl-C reaches the coordinator, which stops its workers with
+    SIGTERM: each puts its trial back in the queue and exits quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        with stop_on_signals():
+            work(spec)
+    except (KeyboardInterrupt, Stopped):
+        sys.exit(128 + signal.SIGTERM)
 
 
-def make_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Worker processes kept for the whole search (each pays torch's import once)."""
-    if workers <= 1:
-        return None
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                               initializer=_child_init, initargs=(os.getpid(),))
+def _run_local(spec: WorkerSpec, n: int) -> list[str]:
+    """``n`` local workers on the search (in this process when ``n`` is 1); the failures of
+    those that crashed."""
+    if n == 1:
+        work(replace(spec, index=0))  # seeded like the first of N: the same draws each time
+        return []
+    context = mp.get_context("spawn")
+    procs = [context.Process(target=_local_worker, args=(replace(spec, index=i), os.getpid()),
+                             name=f"convbench-worker-{i}") for i in range(n)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return [f"{p.name} exited with status {p.exitcode}" for p in procs if p.exitcode]
 
 
-def run_phase(store: Store, group_id: str, phase: str, *, pool: ProcessPoolExecutor | None,
-              workers: int, deadline: float | None, threads: int | None, quiet: bool) -> bool:
-    """Drain the phase's queue with up to ``workers`` processes; True when nothing is left."""
-    storage = open_storage(store)
-    study = get_study(storage, group_id, phase)
-    n = min(workers, waiting(study))
-    if n == 0:
-        return True
-    if n == 1 or pool is None:
-        worker(store.url, group_id, phase, deadline, threads, quiet, 0, 1)
-    else:
-        futures = [pool.submit(worker, store.url, group_id, phase, deadline, threads, quiet, i, n)
-                   for i in range(n)]
-        errors = []
-        for future in futures:
-            try:
-                future.result()
-            except Exception as exc:  # a crashed or killed worker process
-                errors.append(f"{type(exc).__name__}: {exc}")
-        if errors:
-            raise SearchError(f"{len(errors)} search worker(s) of {group_id} failed "
-                              f"({errors[0]}); continue with `convbench search --resume "
-                              f"{group_id}`.")
-    return waiting(study) == 0 and not trials(study, (TrialState.RUNNING,))
+def _stop_local(timeout: float = 60.0) -> None:
+    """SIGTERM to the local workers (each re-queues its trial), then wait for them."""
+    children = mp.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.time() + timeout
+    for child in children:
+        child.join(max(0.1, deadline - time.time()))
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 # ----- queues --------------------------------------------------------------------------------
@@ -226,7 +146,7 @@ def fill_points(study: optuna.Study, points: list[dict],
 
 def fill_slots(study: optuna.Study, n: int) -> int:
     """Queue empty slots up to ``n`` trials (orphans re-queued do not count twice)."""
-    have = [t for t in trials(study) if not t.user_attrs.get("orphaned")]
+    have = [t for t in trials(study) if not orphaned(t)]
     for _ in range(max(0, n - len(have))):
         enqueue(study, {}, {"slot": True})
     return max(0, n - len(have))
@@ -319,15 +239,16 @@ def audit_candidates(spec: sp.SearchSpec, studies: dict[str, optuna.Study],
 
 # ----- the search ----------------------------------------------------------------------------
 
-def find_search(store: Store, ident: str) -> dict:
-    """The search group whose id starts with ``ident`` (or whose name is ``ident``)."""
+def find_search(store: Store, ident: str, option: str = "--resume") -> dict:
+    """The search group whose id starts with ``ident`` (or whose name is ``ident``);
+    ``option`` names where it was given, for the message when none (or several) match."""
     groups = store.list_groups(kind="search")
     hits = [g for g in groups if g["id"] == ident] or \
         [g for g in groups if g["id"].startswith(ident)] or \
         [g for g in groups if g.get("name") == ident][:1]
     if len(hits) != 1:
         what = "is ambiguous" if hits else "matches no search"
-        raise StoreError(f"--resume {ident!r} {what} in {store!r}. "
+        raise StoreError(f"{option} {ident!r} {what} in {store!r}. "
                          "`convbench search --list` shows searches.")
     return hits[0]
 
@@ -355,14 +276,37 @@ def _check_names(spec: sp.SearchSpec) -> None:
 
 
 def _check_options(workers: int, audit_sample: int | None, time_budget_s: float | None) -> None:
-    if workers < 1:
-        raise SearchError("--workers must be at least 1.")
+    if workers < 0:
+        raise SearchError(f"--workers {workers}: give 1 or more local workers, or 0 to only "
+                          "queue the trials for `convbench worker`.")
     if audit_sample is not None and audit_sample < 1:
         raise SearchError(f"--audit-sample {audit_sample}: give a number of configurations "
                           "(1 or more), or leave it out to audit every discarded one.")
     if time_budget_s is not None and time_budget_s <= 0:
         raise SearchError(f"--time-budget {time_budget_s:g}: give seconds above 0, or leave it "
                           "out for no time limit.")
+
+
+def _artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
+    """A small file in the artifacts folder naming the search: a worker whose ``--artifacts``
+    lacks it does not share this folder (other machine, missing mount) and says so."""
+    name = f".convbench/search-{gid}"
+    path = store.artifacts_root / name
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{host_name()}:{store.artifacts_root}\n")
+        except OSError as exc:
+            raise SearchError(f"Cannot write to the artifacts folder {store.artifacts_root} "
+                              f"({exc.strerror}): give a writable --artifacts folder.") from exc
+    return {"artifacts": str(store.artifacts_root), "artifacts_marker": name,
+            "artifacts_host": host_name()}
+
+
+def _elapsed(meta: dict) -> float:
+    """Wall time of the search: earlier segments plus the one running now."""
+    now = time.time() - meta["segment_started"] if meta.get("segment_started") else 0.0
+    return float(meta.get("elapsed_s") or 0.0) + now
 
 
 def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
@@ -378,18 +322,30 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     >>> result["winner"]["label"], len(result.runs) > 0                         # doctest: +SKIP
     ('model=B2FL8 · optim=adam', True)
 
-    The summary has ``rows`` (one per configuration: status, early and final scores, bounds,
-    runs), ``winner`` (its config as YAML, test accuracy), ``audit`` (rank correlations,
-    regret), ``compute`` (used against exhaustive full training) and ``importance``.
+    ``workers`` local worker processes run the trials (:func:`work`); ``workers=0`` only
+    queues them, for ``convbench worker`` processes on any machine (the returned group then
+    has ``status`` ``queued`` and ``waiting``, the trials queued). The summary has ``rows``
+    (one per configuration: status, early and final scores, bounds, runs), ``winner`` (its
+    config as YAML, test accuracy), ``audit`` (rank correlations, regret), ``compute`` (used
+    against exhaustive full training) and ``importance``.
     """
     say = echo or (lambda text: None)
     store = store if isinstance(store, Store) else Store(store)
     _check_options(workers, audit_sample, time_budget_s)
+    if workers == 0 and store.url.startswith("sqlite"):
+        raise SearchError("--workers 0 queues the trials for `convbench worker` on other "
+                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
+                          "with a SQLite file give --workers 1 or more.")
     if resume:
         group = find_search(store, resume)
         gid = group["id"]
         spec = sp.parse(group["config"]["spec"], source=f"search {gid}")
         meta = group.get("metrics") or {}
+        if meta.get("artifacts_marker") and \
+                not (store.artifacts_root / meta["artifacts_marker"]).exists():
+            raise SearchError(f"Search {gid} keeps its checkpoints in {meta['artifacts']} (on "
+                              f"{meta.get('artifacts_host')}); this store's artifacts folder "
+                              f"is {store.artifacts_root}: pass --artifacts with that folder.")
         say(f"resuming search {gid}")
     else:
         spec = _load_spec(space, overrides)
@@ -413,41 +369,42 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         (max(1, available_cores() // workers) if workers > 1 else None)
     store.update_group(gid, status="running", metrics={
         "audit": audit_on, "audit_sample": sample, "time_budget_s": budget, "workers": workers,
-        "threads": threads})
+        "threads": threads, "elapsed_s": used, "segment_started": time.time(),
+        "deadline_at": deadline, **_artifacts_marker(store, gid, create=not resume)})
     storage = open_storage(store)
-    studies = {phase: get_study(storage, gid, phase) for phase in PHASES}
-    requeued = sum(requeue_orphans(storage, s) for s in studies.values())
-    if requeued:
-        say(f"re-queued {requeued} trial(s) a killed worker had left unfinished")
-    started = time.time()
-
-    pool = make_pool(workers)
-
-    def phase(name: str) -> bool:
-        say(f"phase {name}: {waiting(studies[name])} trial(s) queued")
-        return run_phase(store, gid, name, pool=pool, workers=workers, deadline=deadline,
-                         threads=threads, quiet=quiet)
-
-    try:
-        status = _run_phases(spec, store, gid, studies, phase, audit_on, sample)
-    except (KeyboardInterrupt, Stopped):
-        for child in mp.active_children():  # the pool's workers: stop them, runs stay resumable
-            child.terminate()
-        store.update_group(gid, status="stopped",
-                           metrics={"elapsed_s": used + time.time() - started})
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    store.update_group(gid, metrics={"elapsed_s": used + time.time() - started})
-    summary = collect(store, storage, spec, gid)
-    if status == "stopped" and budget:
-        summary["stopped_reason"] = (f"time budget of {budget:g} s used; continue with "
-                                     f"`convbench search --resume {gid} --time-budget S`")
-    elif summary["rows"] and all(r["status"].startswith("failed") for r in summary["rows"]):
-        status = "failed"
-    summary["status"] = status
-    store.update_group(gid, status=status, metrics={"summary": summary})
+    if store.url.startswith("sqlite"):
+        # One machine and no worker running: every RUNNING trial is a killed worker's.
+        # (PostgreSQL: remote workers may be alive; the heartbeat finds the dead ones.)
+        requeued = sum(requeue_orphans(storage, get_study(storage, gid, phase))
+                       for phase in PHASES)
+        if requeued:
+            say(f"re-queued {requeued} trial(s) a killed worker had left unfinished")
+    if advance(store, storage, gid) == "open":
+        if workers == 0:
+            queued = sum(waiting(get_study(storage, gid, p)) for p in PHASES)
+            return Group({**load_group(store, gid), "status": "queued", "waiting": queued})
+        say(f"{workers} worker(s) on {queued_text(storage, gid)}")
+        local = WorkerSpec(store.url, str(store.artifacts_root), group=gid, follow=True,
+                           deadline=deadline, quiet=quiet)
+        try:
+            with stop_on_signals():
+                errors = _run_local(local, workers)
+        except (KeyboardInterrupt, Stopped) as stop:
+            _stop_local()  # each worker puts its trial back; its run stays resumable
+            meta = store.get_group(gid)["metrics"]
+            store.update_group(gid, status="stopped",
+                               metrics={"elapsed_s": _elapsed(meta), "segment_started": None})
+            stop.group_id = gid  # the CLI names it in its "continue with --resume" line
+            raise
+        group = store.get_group(gid)
+        if group["status"] == "running":
+            if deadline is not None and time.time() >= deadline:
+                finish(store, storage, spec, gid, "stopped")
+            else:
+                raise SearchError(f"{len(errors)} search worker(s) of {gid} failed "
+                                  f"({(errors or ['no trial left to run'])[0]}); continue "
+                                  f"with `convbench search --resume {gid}`.")
+    summary = store.get_group(gid)["metrics"]["summary"]
     if report:
         from .report import write_search_report
         summary["report"] = {k: str(v) for k, v in
@@ -457,16 +414,54 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     return Group({**load_group(store, gid), **summary, "summary": summary})
 
 
-def _run_phases(spec: sp.SearchSpec, store: Store, gid: str, studies: dict,
-                phase: Callable[[str], bool], audit_on: bool, sample: int | None) -> str:
-    decisions: dict[str, dict] = {}
-    if spec.search.strategy == "screen":
+def queued_text(storage: Any, gid: str) -> str:
+    """``"3 screen, 0 train, 0 audit trial(s) queued"``."""
+    counts = ", ".join(f"{waiting(get_study(storage, gid, p))} {p}" for p in PHASES)
+    return f"{counts} trial(s) queued"
+
+
+# ----- phases, advanced by whichever worker finds one finished -------------------------------
+
+def _phases(spec: sp.SearchSpec, audit_on: bool) -> list[str]:
+    first = ["screen", "train"] if spec.search.strategy == "screen" else ["train"]
+    return first + (["audit"] if audit_on else [])
+
+
+def advance(store: Store, storage: Any, gid: str) -> str:
+    """Queue the search's next phase when the one before has finished, and write the summary
+    when every phase has: ``"open"`` while work is waiting or running, else the search's
+    status. Runs under the search's lock (any worker on any machine may call it); queueing
+    is idempotent (by configuration key), so a crash halfway is finished by the next call.
+    """
+    with store.exclusive(f"search-{gid}"):
+        group = store.get_group(gid)
+        if group["status"] != "running":
+            return group["status"]
+        meta = group.get("metrics") or {}
+        spec = sp.parse(group["config"]["spec"], source=f"search {gid}")
+        studies = {phase: get_study(storage, gid, phase) for phase in PHASES}
+        filled = list(meta.get("filled") or [])
+        for phase in _phases(spec, bool(meta.get("audit"))):
+            if phase not in filled:
+                _fill(spec, store, gid, phase, studies, meta)
+                filled.append(phase)
+                store.update_group(gid, metrics={"filled": filled})
+                meta = store.get_group(gid).get("metrics") or {}
+            if waiting(studies[phase]) or trials(studies[phase], (TrialState.RUNNING,)):
+                return "open"
+            # Adaptive seeds: another screening round where a verdict is close (idempotent,
+            # so whichever worker finds the round finished queues the next one).
+            if (phase == "screen" and spec.screen.adaptive_seeds
+                    and reseed(spec, studies["screen"])):
+                return "open"
+        return finish(store, storage, spec, gid, "completed")
+
+
+def _fill(spec: sp.SearchSpec, store: Store, gid: str, phase: str, studies: dict,
+          meta: dict) -> None:
+    if phase == "screen":
         fill_points(studies["screen"], sp.grid(spec))
-        if not phase("screen"):
-            return "stopped"
-        while spec.screen.adaptive_seeds and reseed(spec, studies["screen"]):
-            if not phase("screen"):
-                return "stopped"
+    elif phase == "train" and spec.search.strategy == "screen":
         decisions = decide(spec, studies["screen"])
         store.update_group(gid, metrics={"decisions": decisions})
         kept = {k: {"lr_bounds": d["bounds"], "early": d["early"], "group": d["group"]}
@@ -476,16 +471,29 @@ def _run_phases(spec: sp.SearchSpec, store: Store, gid: str, studies: dict,
         order = sorted((d for d in decisions.values() if d["kept"]),
                        key=lambda d: -(d["early"] or 0.0))
         fill_points(studies["train"], [d["point"] for d in order], kept)
-    elif spec.search.strategy == "grid":
+    elif phase == "train" and spec.search.strategy == "grid":
         fill_points(studies["train"], sp.grid(spec))
-    else:
+    elif phase == "train":
         fill_slots(studies["train"], spec.search.trials or DEFAULT_TRIALS)
-    if not phase("train"):
-        return "stopped"
-    if audit_on:
-        cands = audit_candidates(spec, studies, decisions, sample, spec.audit.seed)
+    else:
+        cands = audit_candidates(spec, studies, meta.get("decisions") or {},
+                                 meta.get("audit_sample"), spec.audit.seed)
         attrs = {c["key"]: {"lr_bounds": c["lr_bounds"]} for c in cands if "lr_bounds" in c}
         fill_points(studies["audit"], [c["point"] for c in cands], attrs)
-        if not phase("audit"):
-            return "stopped"
-    return "completed"
+
+
+def finish(store: Store, storage: Any, spec: sp.SearchSpec, gid: str, status: str) -> str:
+    """Write the search's summary and final status (``completed``, ``stopped`` at the end of
+    its time budget, or ``failed`` when every trial failed); returns the status."""
+    meta = store.get_group(gid).get("metrics") or {}
+    store.update_group(gid, metrics={"elapsed_s": _elapsed(meta), "segment_started": None})
+    summary = collect(store, storage, spec, gid)
+    budget = meta.get("time_budget_s")
+    if status == "stopped" and budget:
+        summary["stopped_reason"] = (f"time budget of {budget:g} s used; continue with "
+                                     f"`convbench search --resume {gid} --time-budget S`")
+    elif summary["rows"] and all(r["status"].startswith("failed") for r in summary["rows"]):
+        status = "failed"
+    summary["status"] = status
+    store.update_group(gid, status=status, metrics={"summary": summary})
+    return status

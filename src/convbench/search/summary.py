@@ -19,7 +19,7 @@ from .. import config as cfgmod
 from ..store import Store
 from . import space as sp
 from .rules import summarise
-from .storage import get_study, trials
+from .storage import get_study, orphaned, trials
 
 COST_KEYS = ("epochs", "seconds", "energy_j")
 
@@ -43,7 +43,7 @@ def correlations(early: list[float], final: list[float]) -> dict[str, float | No
 def _live(study: optuna.Study) -> list[FrozenTrial]:
     """The trials that did work: not orphans (re-queued) and not repeats of an earlier
     configuration (which reuse its results and would only overwrite its row)."""
-    return [t for t in trials(study) if not t.user_attrs.get("orphaned")
+    return [t for t in trials(study) if not orphaned(t)
             and "duplicate_of" not in t.user_attrs]
 
 

@@ -23,7 +23,7 @@ from ..training.lr_finder import LRFindSpec, aggregate_bounds, run_range_test
 from .early import ScreenStop
 from .rules import chance_of, decisive, summarise, verdict
 from .space import SearchSpec, group_of, key_of, label_of, run_config, suggest
-from .storage import trials
+from .storage import origin_of, orphaned, trials
 
 Point = dict[str, Any]
 
@@ -157,7 +157,7 @@ def peers(ctx: Context, trial: optuna.Trial, group: str) -> list[float | None]:
     """Early scores of the other screened trials of the same group (online discard rule)."""
     return [t.user_attrs.get("early") for t in trials(trial.study)
             if t.number != trial.number and t.user_attrs.get("group") == group
-            and "early" in t.user_attrs and not t.user_attrs.get("orphaned")
+            and "early" in t.user_attrs and not orphaned(t)
             and "duplicate_of" not in t.user_attrs]
 
 
@@ -247,7 +247,7 @@ def execute(ctx: Context, trial: optuna.Trial) -> float:
     """Run one trial of ``ctx.phase`` and return its value (early score in the screen phase,
     final validation accuracy otherwise); raises ``optuna.TrialPruned`` when discarded."""
     point = suggest(trial, ctx.spec)
-    origin = trial.user_attrs.get("origin", trial.number)
+    origin = origin_of(trial)
     group = group_of(ctx.spec, point)
     for k, v in {"key": key_of(point), "label": label_of(point), "point": point,
                  "group": group}.items():

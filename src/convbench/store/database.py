@@ -39,6 +39,22 @@ _TRANSIENT = (
     "could not serialize access",
 )
 
+# A PostgreSQL server that restarts or a network that drops: worth waiting for once the store
+# was opened (at the first connection the same errors mean a wrong host or port).
+_DISCONNECT = (
+    "server closed the connection",
+    "terminating connection",
+    "connection refused",
+    "could not connect",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "connection is closed",
+    "consuming input failed",
+    "no connection to the server",
+    "connection timeout expired",
+)
+
 USAGE = "use a file path, sqlite:///path/to/runs.db or postgresql://user:password@host/dbname"
 
 
@@ -129,6 +145,20 @@ def is_transient(exc: sa.exc.DBAPIError) -> bool:
     """Whether ``exc`` is lock contention that a retry of the transaction can get past."""
     text = str(exc.orig).lower()
     return any(marker in text for marker in _TRANSIENT)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from, as Optuna wraps them) is a lost or
+    refused connection to the database server."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        text = str(getattr(seen, "orig", None) or seen).lower()
+        if any(marker in text for marker in _DISCONNECT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

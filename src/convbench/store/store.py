@@ -7,12 +7,15 @@ on the way in (see :mod:`convbench.store.jsonsafe`: NaN and infinities become ``
 
 from __future__ import annotations
 
+import fcntl
 import random
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,10 +83,12 @@ class Store:
     [{'epoch': 1, 'val_acc': 0.5}]
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, artifacts: str | Path | None = None) -> None:
         self._url = db.resolve_url(url)
         self.url: str = self._url.render_as_string(hide_password=False)
-        self.artifacts_root: Path = db.artifacts_root(self._url)
+        # ``artifacts``: a folder every worker reaches (NFS…) for checkpoints and weights.
+        self.artifacts_root: Path = (Path(artifacts).expanduser().absolute() if artifacts
+                                     else db.artifacts_root(self._url))
         if db.is_sqlite(self._url):
             folder = Path(self._url.database or "").parent
             try:
@@ -120,6 +125,54 @@ class Store:
     def close(self) -> None:
         """Close the pooled database connections (the store can still be used later)."""
         self.engine.dispose()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` shared by every process of every machine using this
+        store, for work that must not run twice at once (a search's next phase is queued by
+        whichever worker gets there first). PostgreSQL: a session advisory lock on a
+        connection of its own; SQLite (one machine): an ``flock`` on a file beside the
+        database, since a write transaction held open would block the work inside.
+
+        Example: ``with store.exclusive(f"search-{gid}"): ...``.
+        """
+        if db.is_sqlite(self._url):
+            db_file = Path(self._url.database or "")
+            with open(db_file.with_name(f".{db_file.name}.{name}.lock"), "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        key = zlib.crc32(name.encode()) - 2**31  # advisory locks take a signed 64-bit key
+        with self.engine.connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+
+    def check_artifacts(self) -> None:
+        """Make sure the artifacts folder can be written (create it, write and delete a small
+        file), so a worker with an unmounted or full shared folder says so before it claims
+        any work.
+
+        Example: ``Store(url, artifacts="/mnt/shared/convbench").check_artifacts()``.
+        """
+        probe = self.artifacts_root / f".probe-{_new_id()}"
+        try:
+            self.artifacts_root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot write to the artifacts folder {str(self.artifacts_root)!r} "
+                f"({exc.strerror}). Give a writable folder that every worker reaches with "
+                "--artifacts (or CONVBENCH_ARTIFACTS)."
+            ) from exc
 
     # ------------------------------------------------------------------ runs
 
@@ -553,7 +606,9 @@ class Store:
                 raise
             except sa.exc.DBAPIError as exc:
                 attempt += 1
-                if attempt >= _ATTEMPTS or not db.is_transient(exc):
+                # A server restart is waited out (about half a minute) once the store is open.
+                retry = db.is_transient(exc) or (action != "open" and db.is_disconnect(exc))
+                if attempt >= _ATTEMPTS or not retry:
                     raise self._failure(exc, action) from exc
                 time.sleep(min(10.0, 0.05 * 2**attempt) * (0.5 + random.random()))
 

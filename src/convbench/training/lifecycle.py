@@ -41,6 +41,11 @@ class Stopped(Exception):
     """SIGTERM during a run: the last checkpoint stays, the run can be resumed."""
 
 
+class Abandoned(Exception):
+    """The run was taken over by another process (a search worker whose trial was re-queued
+    while it was cut off): this one stops and leaves the run's record to the new owner."""
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGTERM into :class:`Stopped` (Ctrl-C already raises KeyboardInterrupt)."""
@@ -148,9 +153,7 @@ class RecordedRun:
         """Joules used by the run so far, earlier (resumed) segments included; a checkpoint
         stores this so that a resumed run counts all of its energy."""
         if self._meter is not None:
-            self._method = self._meter.stop()
-            self._banked_j += self._method["energy_j"]
-            self._seconds = time.perf_counter() - self._started
+            self._bank()
             self._meter.start()
         return self.energy_before_j + self._banked_j
 
@@ -160,11 +163,17 @@ class RecordedRun:
         joules = self.energy_j()
         return joules, self.energy_before_s + self._seconds
 
+    def _bank(self) -> None:
+        # A SIGTERM may land between a stop and the next start: then nothing is running
+        # and there is nothing to bank (stopping again would raise and hide the stop).
+        if self._meter is not None and self._meter.running:
+            self._method = self._meter.stop()
+            self._banked_j += self._method["energy_j"]
+            self._seconds = time.perf_counter() - self._started
+
     def _close_meter(self) -> None:
-        if self._meter is not None:
-            self.energy_j()
-            self._meter.stop()
-            self._meter = None
+        self._bank()
+        self._meter = None
 
     def _energy_metrics(self, price: float, grid: float | None) -> dict[str, Any]:
         joules = self.energy_before_j + self._banked_j
@@ -195,6 +204,7 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
       goes on with ``run_id`` set, for the caller's "continue with --resume ID" line;
     - a resume refused for its checkpoint (:class:`~.checkpoint.CheckpointRefused`): the
       status it had before (a run a kill left ``running`` stays so), then re-raised;
+    - :class:`Abandoned`: nothing is written (another process owns the run now);
     - any other exception: status ``failed`` with :func:`error_text` of it, then re-raised.
     """
     dev = select_device(str(device)) if not isinstance(device, torch.device) else device
@@ -218,6 +228,8 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
             meter.start()
         with stop_on_signals():
             yield run
+    except Abandoned:
+        raise  # the run is someone else's now: writing stopped/failed would clobber theirs
     except (KeyboardInterrupt, Stopped) as stop:
         store.update(run_id, status="stopped", ended=True)
         stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
