@@ -22,10 +22,11 @@ $(BIN)/convbench: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[serve]'
 	touch $@
 
-# The suite's extras (pytest, Playwright, psycopg, onnxruntime, …): only `make test` needs them.
+# convbench with the playground's server (`convbench serve`) is what `make demo` installs; the
+# suite's extras (pytest, Playwright, psycopg, onnxruntime, …) only `make test` needs.
 $(VENV)/.test-extras: $(BIN)/convbench pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
