@@ -142,8 +142,13 @@ def test_time_budget_stops_and_resume_finishes(store_url, space):
     assert first["status"] == "stopped"
     assert [r["status"] for r in first["rows"]] == ["pending"]
     assert Store(store_url).list_runs(group_id=first["id"]) == []
+    stored = Store(store_url).get_group(first["id"])["metrics"]["summary"]
+    assert "time budget" in stored["stopped_reason"]
     done = search(resume=first["id"], store=store_url, time_budget_s=3600)
     assert done["status"] == "completed" and done["winner"] is not None
+    # The stored summary is the finished one: no stale "stopped" reason from the first start.
+    stored = Store(store_url).get_group(first["id"])["metrics"]["summary"]
+    assert stored["status"] == "completed" and not stored.get("stopped_reason")
 
 
 @pytest.mark.parametrize("params, options, message", [

@@ -495,5 +495,5 @@ def finish(store: Store, storage: Any, spec: sp.SearchSpec, gid: str, status: st
     elif summary["rows"] and all(r["status"].startswith("failed") for r in summary["rows"]):
         status = "failed"
     summary["status"] = status
-    store.update_group(gid, status=status, metrics={"summary": summary})
+    store.update_group(gid, status=status, metrics={"summary": summary}, replace=("summary",))
     return status

@@ -472,9 +472,12 @@ class Store:
         return self._transact(work, write=False)
 
     def update_group(
-        self, group_id: str, *, status: str | None = None, metrics: dict | None = None
+        self, group_id: str, *, status: str | None = None, metrics: dict | None = None,
+        replace: tuple[str, ...] = (),
     ) -> None:
-        """Set the group's status and merge ``metrics`` into its own (as :meth:`update`).
+        """Set the group's status and merge ``metrics`` into its own (as :meth:`update`); the
+        top-level keys named in ``replace`` are replaced whole instead (a snapshot such as a
+        search's summary must not keep keys of an earlier one).
 
         Example: ``store.update_group(gid, status="completed", metrics={"best": run_id})``.
         """
@@ -486,7 +489,8 @@ class Store:
             group = self._require_group(conn, group_id, lock=True)
             values: dict[str, Any] = {}
             if new_metrics:
-                values["metrics"] = merge(group["metrics"], new_metrics)
+                kept = {k: v for k, v in group["metrics"].items() if k not in replace}
+                values["metrics"] = merge(kept, new_metrics)
             if status is not None:
                 values["status"] = status
             if values:
