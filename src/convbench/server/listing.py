@@ -116,8 +116,7 @@ class RunIndex:
         if not 1 <= limit <= MAX_PAGE or offset < 0:
             raise StoreError(f"A page holds 1 to {MAX_PAGE} runs from offset 0 up; got "
                              f"limit={limit}, offset={offset}.")
-        if not self._loaded_at:
-            self.refresh()
+        self.refresh()  # as of this request: a run recorded a moment ago is listed
         with self._lock:
             found = [r for r in self._rows.values() if flt.matches(r)]
         found.sort(key=_sort_key(sort, descending), reverse=descending)
@@ -125,8 +124,7 @@ class RunIndex:
 
     def facets(self) -> dict[str, list[str]]:
         """The values each fixed filter can take."""
-        if not self._loaded_at:
-            self.refresh()
+        self.refresh()
         with self._lock:
             rows = list(self._rows.values())
         return {k: sorted({str(r[k]) for r in rows if r.get(k) is not None}) for k in FACETS}
