@@ -277,8 +277,15 @@ class TrainConfig(Section):
     eval_batch_size: int = Field(512, ge=1, description="images per evaluation batch")
     seed: Seed = Field(0, description="seed of split, initialisation, order and augmentation")
     device: Device = "auto"
-    channels_last: bool = Field(True, description="channels-last memory layout")
-    amp: bool = Field(True, description="mixed precision where the device supports it")
+    # auto: timed on this machine before the run trains (training/autotune.py, cached).
+    channels_last: bool | Literal["auto"] = Field(
+        "auto", description="channels-last memory layout (auto: the faster, timed here)")
+    amp: bool | Literal["auto"] = Field(
+        "auto", description="mixed precision where the device supports it (auto: on if "
+        "faster, timed here)")
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the model (auto: only for runs long enough to "
+        "repay compiling, timed here)")
     threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores "
                                 "available)")
     label_smoothing: Fraction = Field(0.0, description="cross-entropy label smoothing")

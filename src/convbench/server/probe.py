@@ -2,10 +2,10 @@
 machine, in a process of its own (never the web server's).
 
 ``python -m convbench.server.probe`` reads a resolved config (JSON) on stdin, loads its data,
-builds the trainer ``convbench train`` would build (in a throw-away store), times
-:data:`STEPS` optimiser steps after :data:`WARMUP` untimed ones through the trainer's own
-epoch loop, and prints ``{"step_s", "steps_per_epoch", "epoch_s"}``: the median step time
-times the steps of one epoch (training only; validation is extra).
+times :data:`STEPS` optimiser steps after :data:`WARMUP` untimed ones through the
+trainer's own epoch loop (:func:`~convbench.training.steptime.time_steps`), and prints
+``{"step_s", "steps_per_epoch", "epoch_s"}``: the median step time times the steps of one
+epoch (training only; validation is extra).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import tempfile
-import time
 
 WARMUP = 3
 STEPS = 10
@@ -24,25 +22,14 @@ def measure(config: dict) -> dict:
     """Time a few steps of ``config``'s training and extrapolate to one epoch."""
     from ..config import build
     from ..data import load_data
-    from ..store import Store
-    from ..training.classification import ClassificationTrainer, batches_per_epoch
+    from ..training.classification import batches_per_epoch
     from ..training.device import set_threads
-    from ..training.progress import Progress
+    from ..training.steptime import time_steps
 
     cfg = build(config)
     set_threads(cfg.train.threads)
     bundle = load_data(cfg.data, cfg.train.seed)
-    with tempfile.TemporaryDirectory() as folder, Store(folder + "/probe.db") as store:
-        run_id = store.create_run(name="probe", config=config, seed=cfg.train.seed, env={})
-        trainer = ClassificationTrainer(cfg, store, run_id, bundle, quiet=True)
-        stamps: list[float] = []
-
-        def on_batch(*_: object) -> bool:
-            stamps.append(time.perf_counter())
-            return len(stamps) > WARMUP + STEPS
-
-        trainer.train_epoch(1, Progress(1, quiet=True), on_batch)
-    gaps = [b - a for a, b in zip(stamps[WARMUP:], stamps[WARMUP + 1:], strict=False)]
+    gaps, _ = time_steps(cfg, bundle, warmup=WARMUP, steps=STEPS)
     steps = batches_per_epoch(len(bundle.train), cfg.train.batch_size)
     step_s = statistics.median(gaps) if gaps else None
     return {"step_s": step_s, "steps_per_epoch": steps,

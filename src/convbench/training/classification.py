@@ -25,7 +25,7 @@ from ..models import create_model, input_requirements
 from ..store import Store
 from .augment import BatchPrep, mix_batch
 from .checkpoint import save_weights
-from .device import amp_dtype, autocast, select_device, set_threads
+from .device import amp_dtype, autocast, select_device, set_threads, static_choice
 from .ema import WeightEma
 from .task import FitState, Step
 from .trainer import Trainer
@@ -69,6 +69,7 @@ class ClassificationTask:
         self.device = select_device(t.device)
         self.threads = set_threads(t.threads)
         self.amp = amp_dtype(self.device, t.amp)
+        self.channels_last = static_choice("channels_last", t.channels_last)
         channels, side = input_requirements(cfg.model, bundle.image_size[0], bundle.channels)
         self.input_shape = (channels, side, side)
         self.seed, self.epochs = t.seed, t.epochs
@@ -81,7 +82,7 @@ class ClassificationTask:
             mean=bundle.mean,
             std=bundle.std,
             device=self.device,
-            channels_last=t.channels_last,
+            channels_last=self.channels_last,
         )
         self.iters_per_epoch = batches_per_epoch(len(bundle.train), t.batch_size)
         self.total_iters = self.iters_per_epoch * t.epochs
@@ -96,10 +97,14 @@ class ClassificationTask:
         c, t = self.input_shape[0], self.cfg.train
         model = create_model(self.cfg.model, self.bundle.num_classes, c, self.input_shape[1])
         model = model.to(self.device)
-        if t.channels_last:
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if t.ema:
             self.ema = WeightEma(model, t.ema)
+        if static_choice("compile", t.compile):
+            # In place (after the EMA's copy): the module keeps its class and state_dict
+            # names, so checkpoints and weights files are those of an eager run.
+            model.compile()
         return model
 
     def eval_model(self, model: nn.Module) -> nn.Module:

@@ -44,16 +44,29 @@ def set_threads(threads: int | None) -> int:
     return n
 
 
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+def amp_dtype(device: torch.device, enabled: bool | str) -> torch.dtype | None:
     """bf16 on CPUs with native bf16 (AVX512-BF16/AMX) and CUDA GPUs that have it, else fp16 on
-    CUDA; None when mixed precision is off or would only slow things down."""
-    if not enabled:
+    CUDA; None when mixed precision is off or would only slow things down (``enabled`` may be
+    a ``train.amp`` value nothing timed: ``auto`` counts as on)."""
+    if not static_choice("amp", enabled):
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.bfloat16
     return None
+
+
+def static_choice(knob: str, value: bool | str) -> bool:
+    """What ``train.amp``/``channels_last``/``compile`` mean where nothing timed them
+    (training/autotune.py): ``auto`` is amp and channels-last on, compile off.
+
+    >>> static_choice("amp", "auto"), static_choice("compile", "auto"), static_choice("amp", False)
+    (True, False, False)
+    """
+    if value == "auto":
+        return knob != "compile"
+    return bool(value)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -21,6 +21,7 @@ from ..data import load_data
 from ..models import ignored_fields_note
 from ..results import Run
 from ..store import Store
+from .autotune import autotune, describe
 from .device import select_device, set_threads
 from .engine import BEST, LAST, EpochHook, Trainer, prepare_config
 from .lifecycle import recorded_run, resumed_config, stored
@@ -61,6 +62,9 @@ def train(
     lr_bounds = None
     if not resume and cfg.schedule.bounds == "auto":
         cfg, lr_bounds = auto_bounds(cfg, bundle, store, group_id=group_id, quiet=quiet)
+    tuning = None
+    if not resume:  # a resumed run keeps the choice its stored config records
+        cfg, tuning = autotune(cfg, bundle)
     device = select_device(cfg.train.device)
     m = cfg.measure
     with recorded_run(store, "train", cfg.model_dump(mode="json"), seed=cfg.train.seed,
@@ -69,6 +73,11 @@ def train(
                       grid_gco2_per_kwh=m.grid_gco2_per_kwh) as run:
         if lr_bounds:
             store.update(run.id, metrics={"lr_bounds": lr_bounds})
+        if tuning:
+            store.update(run.id, metrics={"autotune": tuning})
+            run.log(describe(tuning))
+            if not quiet:
+                print(describe(tuning), file=sys.stderr, flush=True)
         if on_start is not None:
             on_start(run.id)
         trainer = Trainer(cfg, store, run.id, bundle, quiet=quiet)

@@ -105,9 +105,11 @@ const SECTIONS = [
 const SLIDERS = {"model.blocks": [1, 6, 1], "model.base_filters": [4, 128, 4], "train.epochs": [1, 50, 1]};
 
 function literals(type) {
-  const parts = type.split(" | ").map(s => s.trim());
+  // '"a" | "b"', and 'bool | "auto"' (train.amp…): a choice among the names (and true/false).
+  const parts = type.split(" | ").map(s => s.trim()).filter(p => p !== "None");
   const lits = parts.filter(p => p.startsWith('"')).map(p => p.slice(1, -1));
-  return lits.length && lits.length === parts.filter(p => p !== "None").length ? lits : null;
+  const bools = parts.includes("bool") ? ["true", "false"] : [];
+  return lits.length && lits.length + (bools.length ? 1 : 0) === parts.length ? [...lits, ...bools] : null;
 }
 
 function fieldInput(f, meta, value) {
