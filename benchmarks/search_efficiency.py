@@ -22,11 +22,12 @@ configurations, 8 and 50 epochs).
 Compute is counted in ground-truth seconds, so that runs made at different times on a shared
 machine compare: every configuration's mean training seconds per epoch in the exhaustive run,
 times the epochs a run trained (a range test counts its iterations as the share of a full
-training epoch they are; a subset's epoch is smaller). Reported per method: the compute until
-the pick (best finished trial so far) is within 0.5 points of the best, and the regret (points
-below the best, on the ground truth) at the default screen's compute and at a quarter of
-exhaustive compute. A screen's pick after each survivor is the best survivor trained so far,
-in the order they were queued (best early score first).
+training epoch they are; a subset's epoch is smaller). Reported per method: the compute from
+which the pick (best finished trial so far) stays within 0.5 points of the best, and the
+regret (points below the best, on the ground truth) at the default screen's compute and at a
+quarter of exhaustive compute. A screen's survivors are taken in the order they were queued
+(best early score first); its pick after each is the best trained so far by its own
+validation score (a tie goes to the better early score, as the search picks its winner).
 
     python benchmarks/search_efficiency.py             # reduced grid, ~40 min on 2 busy cores
     python benchmarks/search_efficiency.py --full      # the study's 48 configurations
@@ -55,17 +56,26 @@ from convbench.data import load_data
 from convbench.search import search
 from convbench.search.runner import make_pruner
 from convbench.search.space import SearchSpec, parse
+from convbench.search.summary import winning_order
 from convbench.store import Store
 from convbench.training.classification import batches_per_epoch
 
 TOLERANCE = 0.5  # accuracy points
 BATCH = 64
+# Every variant sets each cheaper-screen option itself, so that a change of the `screen`
+# defaults changes only the "default" variant (and a store's earlier searches of the other
+# variants are still reused).
 # The study's screen: every cheaper option off (whatever the defaults are).
 STUDY = {"stop_at_chance": None, "stop_diverged": None, "stop_hopeless": False,
-         "adaptive_seeds": False, "survivors": "full", "subset": None}
+         "adaptive_seeds": False, "near": 0.03, "spread_z": 2.0, "survivors": "full",
+         "halving_min_epochs": 1, "halving_factor": 3, "subset": None}
 EARLY = {"stop_at_chance": 0.5, "stop_diverged": 0.2, "stop_hopeless": True}
 ADAPTIVE = {"adaptive_seeds": True, "seeds": [0, 1, 2]}
 HALVING = {"survivors": "halving"}
+
+
+VARIANTS = ("study", "early", "adaptive", "halving", "subset", "early+halving",
+            "early+adaptive(near 0.10)+halving", "all", "default")
 
 
 def variants(args: argparse.Namespace) -> dict[str, dict | None]:
@@ -73,7 +83,10 @@ def variants(args: argparse.Namespace) -> dict[str, dict | None]:
     subset = {"subset": max(BATCH * 4, (args.train_limit or 60000) // 4)}
     return {"study": STUDY, "early": {**STUDY, **EARLY}, "adaptive": {**STUDY, **ADAPTIVE},
             "halving": {**STUDY, **HALVING}, "subset": {**STUDY, **subset},
-            "all": {**EARLY, **ADAPTIVE, **HALVING, **subset}, "default": None}
+            "early+halving": {**STUDY, **EARLY, **HALVING},
+            "early+adaptive(near 0.10)+halving": {**STUDY, **EARLY, **ADAPTIVE, **HALVING,
+                                                  "near": 0.10},
+            "all": {**STUDY, **EARLY, **ADAPTIVE, **HALVING, **subset}, "default": None}
 
 
 def space(args: argparse.Namespace, strategy: str, screen: dict | None = None,
@@ -102,14 +115,25 @@ def space(args: argparse.Namespace, strategy: str, screen: dict | None = None,
     }
 
 
+def settings(spec: dict) -> dict:
+    """What a search's results depend on: its whole spec, less the ``screen`` section when
+    it does not screen (a change of the screen's defaults leaves an exhaustive grid valid)."""
+    if spec["search"]["strategy"] == "screen" or spec["search"]["pruner"]["name"] == "screen":
+        return spec
+    return {k: v for k, v in spec.items() if k != "screen"}
+
+
 def cached_search(data: dict, store: Store, workers: int) -> dict:
-    """The summary of a completed search of exactly this space in ``store`` (a re-run with
-    ``--store`` only runs what changed), else run it."""
-    want = parse(data).model_dump(mode="json")
+    """The summary of a completed search with the same settings in ``store`` (a re-run with
+    ``--store`` only runs what changed, and the exhaustive ground truth is run once), else
+    run it."""
+    want = settings(parse(data).model_dump(mode="json"))
     for group in store.list_groups(kind="search"):
         full = store.get_group(group["id"])
         summary = (full.get("metrics") or {}).get("summary")
-        if full["status"] == "completed" and summary and full["config"].get("spec") == want:
+        spec = full["config"].get("spec")
+        if (full["status"] == "completed" and summary and spec
+                and settings(spec) == want):
             print(f"reusing search {group['id']} ({data['name']})")
             return summary
     return search(data, store=store, workers=workers)
@@ -161,9 +185,11 @@ def regret(table: dict, key: str | None) -> float | None:
 
 # ----- the methods ---------------------------------------------------------------------------
 
-def replay(table: dict[str, dict], order: list[str], pruner) -> list[tuple[float, float, str]]:
-    """(cumulative seconds, cumulative epochs, incumbent key) after each trial."""
-    study = optuna.create_study(direction="maximize", pruner=pruner,
+def replay(table: dict[str, dict], order: list[str], pruner,
+           name: str) -> list[tuple[float, float, str]]:
+    """(cumulative seconds, cumulative epochs, incumbent key) after each trial. The study's
+    ``name`` is fixed: Hyperband assigns trials to brackets by a hash of it."""
+    study = optuna.create_study(study_name=name, direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     seconds = epochs = 0.0
     done: dict[str, float] = {}
@@ -217,19 +243,23 @@ def screen_trace(summary: dict, cost: Cost) -> tuple[list[tuple[float, float, st
             c = cost(rid, r["key"])
             seconds, epochs = seconds + c, epochs + cost.epochs(rid)
             parts["survivors"] += c
-        if r.get("final") is not None and (best is None or r["final"] > best[1]):
-            best = (r["key"], r["final"])
-        trace.append((seconds, epochs, best[0] if best else None))
+        if r.get("final") is not None and (best is None
+                                           or winning_order(r) > winning_order(best)):
+            best = r  # as the search picks its winner
+        trace.append((seconds, epochs, best["key"] if best else None))
     if not trace:
         trace.append((seconds, epochs, None))
     return trace, {"parts": parts, "saved": saved, "used": seconds}
 
 
 def measure(table: dict, traces: list[list], budgets: list[float]) -> dict:
-    """Mean compute to reach the tolerance, and mean regret at each budget (seconds)."""
+    """Mean compute to reach the tolerance for good (a screen's pick, judged on its own
+    trainings, may reach it and lose it again), and mean regret at each budget (seconds)."""
     reach_s, reach_e, at = [], [], {b: [] for b in budgets}
     for trace in traces:
-        hit = next(((s, e) for s, e, k in trace if k and regret(table, k) <= TOLERANCE), None)
+        within = [bool(k) and regret(table, k) <= TOLERANCE for _, _, k in trace]
+        first = next((i for i in range(len(trace)) if all(within[i:])), None)
+        hit = None if first is None else trace[first][:2]
         if hit:
             reach_s.append(hit[0])
             reach_e.append(hit[1])
@@ -297,18 +327,21 @@ def _fmt(value, unit="", digits=1):
 
 def machine() -> str:
     flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    isa = "avx512_bf16" if "avx512_bf16" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+    # The instruction sets that change floating-point results (and speed) of CPU training.
+    have = next((line.split() for line in flags.splitlines() if line.startswith("Flags")), [])
+    isa = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16") if f in have) or "no avx2"
     model = next((line.split(":", 1)[1].strip() for line in flags.splitlines()
                   if line.startswith("Model name")), platform.processor())
     return f"{model}, {isa}, {os.cpu_count()} cores"
 
 
 def print_table(table, total_s, methods, budgets, names) -> None:
-    head = (f"{'method':<18}{'to ≤0.5 pts: s':>15}{'% exh.':>8}{'epochs':>8}{'reached':>9}"
+    w = max(18, *(len(n) + 2 for n in names))
+    head = (f"{'method':<{w}}{'to ≤0.5 pts: s':>15}{'% exh.':>8}{'epochs':>8}{'reached':>9}"
             f"{'regret @screen':>16}{'regret @25% exh.':>18}")
     print("\n" + head + "\n" + "-" * len(head))
     total_e = sum(len(r["time"]) for r in table.values())
-    print(f"{'exhaustive':<18}{total_s:>15.0f}{'100%':>8}{total_e:>8.0f}{'100%':>9}"
+    print(f"{'exhaustive':<{w}}{total_s:>15.0f}{'100%':>8}{total_e:>8.0f}{'100%':>9}"
           f"{'0.00':>16}{'0.00':>18}")
     for name in names:
         m = methods[name]
@@ -317,7 +350,7 @@ def print_table(table, total_s, methods, budgets, names) -> None:
             mean, none = m["at"][b]
             cells.append(_fmt(mean, "", 2) + (f" ({none:.0%} none)" if none else ""))
         share = None if m["reach_s"] is None else m["reach_s"] / total_s * 100
-        print(f"{name:<18}{_fmt(m['reach_s'], '', 0):>15}{_fmt(share, '%', 0):>8}"
+        print(f"{name:<{w}}{_fmt(m['reach_s'], '', 0):>15}{_fmt(share, '%', 0):>8}"
               f"{_fmt(m['reach_e'], '', 0):>8}{m['reached']:>9.0%}{cells[0]:>16}{cells[1]:>18}")
 
 
@@ -334,8 +367,9 @@ def main() -> None:
                     help="seeds of the ground truth's stability check (seed 0 is the truth)")
     ap.add_argument("--stability-top", type=int, default=4,
                     help="configurations (best of seed 0) trained again for that check")
-    ap.add_argument("--variants", default="study,early,adaptive,halving,subset,all,default",
-                    help="screen variants to run, comma-separated")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="screen variants to run, comma-separated (default all: "
+                         + ", ".join(VARIANTS) + ")")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--orders", type=int, default=200, help="random trial orders averaged")
     ap.add_argument("--store", help="run store (default: a temporary one)")
@@ -346,6 +380,9 @@ def main() -> None:
         ap.error(f"full training ({args.epochs} epochs) must be at least 5× the range test "
                  f"({args.screen_epochs}): the study's proportions")
     started = time.time()
+    # The replays create hundreds of in-memory studies (`search` quiets Optuna only when a
+    # search really runs, not when every one is reused from --store).
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = tempfile.mkdtemp(prefix="convbench-bench-")
     store = Store(args.store or str(Path(folder) / "runs.db"))
     print(f"store {store.url}; {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -383,7 +420,8 @@ def main() -> None:
     for name, pruner in (("random", {"name": "none"}), ("ASHA", {"name": "asha"}),
                          ("Hyperband", {"name": "hyperband"}), ("median", {"name": "median"})):
         spec.search.pruner = spec.search.pruner.model_validate(pruner)
-        traces = [replay(table, order, make_pruner(spec, "train")) for order in orders]
+        traces = [replay(table, order, make_pruner(spec, "train"), f"order-{i}")
+                  for i, order in enumerate(orders)]
         methods[name] = measure(table, traces, budgets)
 
     best = max(table.values(), key=lambda r: r["final"])
@@ -404,7 +442,7 @@ def main() -> None:
         where = ", ".join(f"{k} {v:.0f} s" for k, v in parts["parts"].items() if v)
         saved = ", ".join(f"{k} saved ~{v:.0f} s" for k, v in parts["saved"].items())
         counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["counts"].items()))
-        print(f"  {name:<9} {parts['used']:>6.0f} s ({parts['used'] / total_s:>4.0%}): {where}"
+        print(f"  {name} {parts['used']:>6.0f} s ({parts['used'] / total_s:>4.0%}): {where}"
               f"{'; ' + saved if saved else ''}; {counts}; pick "
               f"{table[pick]['label'] if pick else 'none'} (regret "
               f"{_fmt(regret(table, pick), '', 2)})")
