@@ -53,8 +53,9 @@ def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
     ``detect``) in the store; ``resume`` continues a stopped run from its last checkpoint.
 
     ``on_iteration(iteration, sample)`` is called after every optimiser step (and after any
-    checkpoint of that step; ``sample()`` reads its loss and LR); raising KeyboardInterrupt there stops the run resumably. A
-    stopped run re-raises KeyboardInterrupt or Stopped with the run's id as ``run_id``.
+    checkpoint of that step; ``sample()`` reads its loss and LR); raising KeyboardInterrupt
+    there stops the run resumably. A stopped run re-raises KeyboardInterrupt or Stopped with
+    the run's id as ``run_id``.
 
     Bad annotations go to the run's ``train.log`` (every message) and its metrics (counts and
     the first messages); ``on_data_issues(lines)`` gets a few lines about them to show.
