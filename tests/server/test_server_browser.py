@@ -282,6 +282,9 @@ def test_groups_list_and_a_group_page_is_its_report(page, server):
     frame = page.frame_locator("#group-report")
     frame.locator("#summary table").wait_for()
     assert frame.locator("#summary tbody tr").count() == 2  # adam and sgd variants
+    # A comparison's page has no search controls (and no stray "null" where they would be).
+    assert page.locator("#stop-search").count() == 0
+    assert "null" not in page.inner_text("#app")
 
 
 TINY_SEARCH = """name: tiny

@@ -232,8 +232,8 @@ def _overlays(runs: list[dict], per_run: int = 2) -> str:
 
 def detect_sections(runs: list[dict], overlays_per_run: int = 2) -> list[tuple[str, str]]:
     """The report's sections for detection runs, as ``(title, html)``: summary, AP per class
-    (box and mask), against the base case (several runs), training loss, memory, AP against
-    cost and sample predictions (``overlays_per_run`` pages each, predicted masks in the
+    (box and mask), against the base case and AP against cost (several runs), training loss,
+    memory and sample predictions (``overlays_per_run`` pages each, predicted masks in the
     fixed class colours). The detection report and the web app's run page both show these.
     """
     rows = [_summary_row(r) for r in runs]
@@ -252,8 +252,10 @@ def detect_sections(runs: list[dict], overlays_per_run: int = 2) -> list[tuple[s
                             "allocated tensors on a GPU.")
     if memory:
         sections.append(("Memory", memory))
+    # One run alone is one point: nothing to weigh against anything.
     plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
-                         _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p]
+                         _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p] \
+        if len(runs) > 1 else []
     if plots:
         sections.append(("AP against cost", '<div class="grid">' + "".join(plots) + "</div>"))
     sections.append(("Sample predictions", _overlays(runs, overlays_per_run)))

@@ -745,9 +745,9 @@ async function groupPage(groupId) {
       running && !g.stoppable ? "started outside this page: stop it where it runs (Ctrl-C)" : "";
   }
   drawHead();
-  app.replaceChildren(h("h1", {}, `${g.kind} ${g.name || g.id}`), head,
+  app.replaceChildren(...[h("h1", {}, `${g.kind} ${g.name || g.id}`), head,
     g.kind === "search" ? h("div", {class: "buttons"}, stop, " ", note) : null,
-    g.kind === "search" ? parallel : null, frame);
+    g.kind === "search" ? parallel : null, frame].filter(Boolean));
   drawTrials();
   onLive(async () => { Object.assign(g, (await api(`/api/groups/${g.id}`)).data); drawHead(); });
   // Written again only when the group's runs changed (the server caches the page).
