@@ -399,3 +399,27 @@ def test_stop_a_search_from_its_page_then_resume_it_from_the_cli(page, server):
 
 def _job(server, job_id: str) -> dict:
     return next(j for j in server.call("/api/jobs")[1] if j["id"] == job_id)
+
+
+def test_a_chart_legend_of_several_rows_stays_clear_of_the_axis_label(page, server):
+    # Five variants take two legend rows: they go below the x-axis label, not over it.
+    page.goto(server.url("/runs"))
+    page.wait_for_function("() => window.convbenchChart")
+    boxes = page.evaluate("""() => {
+        const box = document.body.appendChild(document.createElement("div"));
+        const series = [0, 1, 2, 3, 4].map(i => ({label: `variant number ${i}`, colour: "#000",
+                                                  points: [[1, i], [2, i + 1]]}));
+        const svg = window.convbenchChart.drawChart(box, {title: "t", xlabel: "epoch",
+                                                           ylabel: "loss", series});
+        const rect = el => { const r = el.getBoundingClientRect();
+                             return [r.left, r.top, r.right, r.bottom]; };
+        const label = [...svg.querySelectorAll("text.chart-label")]
+            .find(t => t.textContent === "epoch");
+        return {label: rect(label), legend: [...svg.querySelectorAll("text.legend")].map(rect),
+                svg: rect(svg)};
+    }""")
+    label = boxes["label"]
+    assert len(boxes["legend"]) == 5
+    for left, top, right, bottom in boxes["legend"]:
+        assert top >= label[3] or bottom <= label[1] or right <= label[0] or left >= label[2]
+        assert bottom <= boxes["svg"][3]  # inside the chart, not cut off
