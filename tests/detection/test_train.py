@@ -84,7 +84,7 @@ def test_a_stopped_run_resumes_to_the_same_result(pages, tmp_path, tiny_config):
     store = Store(str(tmp_path / "runs.db"))
     whole = train_detector(cfg, store=store)
 
-    def stop_after_two(iteration: int, loss: float) -> None:
+    def stop_after_two(iteration: int, sample) -> None:
         if iteration == 2:
             raise KeyboardInterrupt
 
@@ -109,7 +109,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_by_starting_over(page
     store = Store(str(tmp_path / "runs.db"))
     whole = train_detector(cfg, store=store)
 
-    def stop_at_one(iteration: int, loss: float) -> None:
+    def stop_at_one(iteration: int, sample) -> None:
         if iteration == 1:
             raise KeyboardInterrupt
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -46,6 +47,10 @@ def test_train_watch_pause_resume_equals_the_cli(page, server, tmp_path):
         page.wait_for_function(
             "() => +(document.querySelector('#live-chart-0 path.series')"
             "?.dataset.points || 0) >= 2", timeout=WAIT_MS)
+        # … and so do the per-batch accuracy and LR (the same points carry all three).
+        for chart in ("#live-chart-1", "#live-chart-2"):
+            assert int(page.get_attribute(f"{chart} path.series", "data-points")) >= 2
+        assert page.text_content("#live-chart-1 .chart-title") == "Accuracy per batch (smoothed)"
         run_id = parse_qs(urlsplit(page.url).query)["run"][0]
         page.wait_for_selector("#pause:not([disabled])")
         page.click("#pause")
@@ -277,6 +282,9 @@ def test_groups_list_and_a_group_page_is_its_report(page, server):
     frame = page.frame_locator("#group-report")
     frame.locator("#summary table").wait_for()
     assert frame.locator("#summary tbody tr").count() == 2  # adam and sgd variants
+    # A comparison's page has no search controls (and no stray "null" where they would be).
+    assert page.locator("#stop-search").count() == 0
+    assert "null" not in page.inner_text("#app")
 
 
 TINY_SEARCH = """name: tiny
@@ -340,3 +348,78 @@ def test_misclassified_test_images_of_a_trained_run(page, server):
     first = shown.first
     assert first.locator("img").evaluate("i => i.naturalWidth") >= 72
     assert first.locator(".true").inner_text() != first.locator(".pred").inner_text()
+
+
+# Eight configurations of ten epochs: long enough to be stopped while it runs on any machine.
+LONG_SEARCH = """name: long
+base:
+  data: {dataset: digits, train_limit: 600}
+  model: {name: blocks, blocks: 1, base_filters: 4}
+  train: {batch_size: 16}
+  measure: {cost: false}
+params:
+  optim.lr: [0.0005, 0.001, 0.002, 0.004]
+  optim.name: [adam, sgd]
+search:
+  strategy: grid
+  epochs: 10
+"""
+
+
+def test_stop_a_search_from_its_page_then_resume_it_from_the_cli(page, server):
+    status, body = server.call("/api/search", {"yaml": LONG_SEARCH})
+    assert status == 200
+    job = body["job"]["id"]
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not (gid := _job(server, job).get("group_id")):
+        assert time.monotonic() < deadline and _job(server, job)["status"] == "running"
+        time.sleep(0.3)
+    page.goto(server.url(f"/group/{gid}"))
+    page.wait_for_selector("#stop-search:not([disabled])", timeout=WAIT_MS)
+    page.click("#stop-search")
+    page.wait_for_selector('#group-head [data-status="stopped"]', timeout=WAIT_MS)
+    assert f"convbench search --resume {gid}" in page.inner_text("#search-note")
+    assert page.locator("#stop-search").is_hidden()
+    with Store(str(server.store)) as store:
+        stopped = store.get_group(gid)
+        trained = [store.get_run(r) for r in stopped["run_ids"]]
+    assert stopped["status"] == "stopped"
+    assert not any(r["status"] == "running" for r in trained)
+    assert len([r for r in trained if r["status"] == "completed"]) < 8
+    # A stopped search refuses a second stop; the command line continues it to the end.
+    said = server.call(f"/api/groups/{gid}/stop", {})
+    assert said == (400, {"error": f"Search {gid} is stopped, not running."})
+    cli("search", "--resume", gid, "--quiet", store=server.store, timeout=900)  # exit 0
+    with Store(str(server.store)) as store:
+        done = store.get_group(gid)
+    assert done["status"] == "completed"
+    page.reload()
+    page.wait_for_selector('#group-head [data-status="completed"]')
+
+
+def _job(server, job_id: str) -> dict:
+    return next(j for j in server.call("/api/jobs")[1] if j["id"] == job_id)
+
+
+def test_a_chart_legend_of_several_rows_stays_clear_of_the_axis_label(page, server):
+    # Five variants take two legend rows: they go below the x-axis label, not over it.
+    page.goto(server.url("/runs"))
+    page.wait_for_function("() => window.convbenchChart")
+    boxes = page.evaluate("""() => {
+        const box = document.body.appendChild(document.createElement("div"));
+        const series = [0, 1, 2, 3, 4].map(i => ({label: `variant number ${i}`, colour: "#000",
+                                                  points: [[1, i], [2, i + 1]]}));
+        const svg = window.convbenchChart.drawChart(box, {title: "t", xlabel: "epoch",
+                                                           ylabel: "loss", series});
+        const rect = el => { const r = el.getBoundingClientRect();
+                             return [r.left, r.top, r.right, r.bottom]; };
+        const label = [...svg.querySelectorAll("text.chart-label")]
+            .find(t => t.textContent === "epoch");
+        return {label: rect(label), legend: [...svg.querySelectorAll("text.legend")].map(rect),
+                svg: rect(svg)};
+    }""")
+    label = boxes["label"]
+    assert len(boxes["legend"]) == 5
+    for left, top, right, bottom in boxes["legend"]:
+        assert top >= label[3] or bottom <= label[1] or right <= label[0] or left >= label[2]
+        assert bottom <= boxes["svg"][3]  # inside the chart, not cut off

@@ -268,3 +268,29 @@ def test_the_cli_says_an_exploding_run_diverged_and_exits_2(cli, tmp_path):
     assert proc.returncode == 2
     assert "diverged in epoch 1 (training loss exploded to" in proc.stderr
     assert "Lower the learning rate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_step_hook_reads_figures_only_when_asked_and_they_match_the_epoch_row(store_url):
+    # The loop calls on_step after every step without reading anything from the device; a
+    # hook that asks gets the task's running figures, so at an epoch's last step they are the
+    # stored epoch row's.
+    calls, asked = [], {}
+
+    def hook(iteration, sample):
+        calls.append(iteration)
+        if iteration % 2 == 0:  # the odd steps are never read (nothing is computed for them)
+            asked[iteration] = sample()
+
+    run = convbench.train({**QUICK, "measure": {"cost": False}}, store=store_url,
+                          on_step=hook)
+    steps = len(calls) // 2  # two epochs of equal length
+    assert calls == list(range(1, 2 * steps + 1)) and steps > 4
+    epochs = {row["epoch"]: row for row in Store(store_url).get_run(run.id)["epochs"]}
+    ends = {it: f for it, f in asked.items() if f["step"] == steps}
+    assert [f["epoch"] for f in ends.values()] == ([2] if steps % 2 else [1, 2])
+    for figures in ends.values():
+        row = epochs[figures["epoch"]]
+        assert figures["loss"] == pytest.approx(row["train_loss"], rel=1e-6)
+        assert figures["acc"] == pytest.approx(row["train_accuracy"], rel=1e-6)
+        assert figures["lr"] == pytest.approx(row["lr"], rel=1e-9)
+    assert asked[2]["step"] == 2 and asked[2]["epoch"] == 1

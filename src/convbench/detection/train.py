@@ -24,7 +24,7 @@ from ..runlog import LOG
 from ..store import Store
 from ..training.device import select_device, set_threads
 from ..training.lifecycle import recorded_run, resumed_config, stored
-from ..training.trainer import CHECKPOINT
+from ..training.trainer import CHECKPOINT, StepHook
 from . import config as dcfg
 from .config import DetectConfig
 from .data import load_split
@@ -47,14 +47,15 @@ def prepare(config: DetectConfig | dict | str | Path | None) -> DetectConfig:
 def train_detector(config: DetectConfig | dict | str | Path | None = None, *,
                    store: Store | str | None = None, quiet: bool = True,
                    resume: str | None = None, group_id: str | None = None,
-                   on_iteration: Callable[[int, float], None] | None = None,
+                   on_iteration: StepHook | None = None,
                    on_data_issues: Callable[[list[str]], None] | None = None) -> Run:
     """Train one detector, evaluate it on the held-out pages and record the run (kind
     ``detect``) in the store; ``resume`` continues a stopped run from its last checkpoint.
 
-    ``on_iteration(iteration, loss)`` is called after every optimiser step (and after any
-    checkpoint of that step); raising KeyboardInterrupt there stops the run resumably. A
-    stopped run re-raises KeyboardInterrupt or Stopped with the run's id as ``run_id``.
+    ``on_iteration(iteration, sample)`` is called after every optimiser step (and after any
+    checkpoint of that step; ``sample()`` reads its loss and LR); raising KeyboardInterrupt
+    there stops the run resumably. A stopped run re-raises KeyboardInterrupt or Stopped with
+    the run's id as ``run_id``.
 
     Bad annotations go to the run's ``train.log`` (every message) and its metrics (counts and
     the first messages); ``on_data_issues(lines)`` gets a few lines about them to show.

@@ -314,7 +314,8 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
            audit: bool | None = None, audit_sample: int | None = None,
            time_budget_s: float | None = None, overrides: list[str] | None = None,
            report: str | Path | None = None, quiet: bool = True,
-           echo: Callable[[str], None] | None = None) -> Group:
+           echo: Callable[[str], None] | None = None,
+           on_start: Callable[[str], None] | None = None) -> Group:
     """Run (or with ``resume``, continue) a search; return its :class:`~convbench.results.Group`
     (the stored group with its runs) with the summary's keys (and the summary as ``summary``).
 
@@ -327,7 +328,9 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     has ``status`` ``queued`` and ``waiting``, the trials queued). The summary has ``rows``
     (one per configuration: status, early and final scores, bounds, runs), ``winner`` (its
     config as YAML, test accuracy), ``audit`` (rank correlations, regret), ``compute`` (used
-    against exhaustive full training) and ``importance``.
+    against exhaustive full training) and ``importance``. ``on_start(group_id)`` is called
+    when its local workers start (from then on SIGTERM stops it resumably; the web app's
+    worker names the search with it, for the page's Stop).
     """
     say = echo or (lambda text: None)
     store = store if isinstance(store, Store) else Store(store)
@@ -388,6 +391,8 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
                            deadline=deadline, quiet=quiet)
         try:
             with stop_on_signals():
+                if on_start is not None:  # from here on a SIGTERM leaves it stopped
+                    on_start(gid)
                 errors = _run_local(local, workers)
         except (KeyboardInterrupt, Stopped) as stop:
             _stop_local()  # each worker puts its trial back; its run stays resumable

@@ -18,6 +18,7 @@ Routes (all under the checks of :mod:`convbench.server.security`):
   ``GET /api/runs/{id}/mistakes`` (misclassified test images, from a probe process),
   ``GET /api/compare?ids=…``; ``GET /api/groups``, ``GET /api/groups/{id}``, its report
   page ``GET /api/groups/{id}/report`` and a search's ``GET /api/groups/{id}/trials``;
+  ``POST /api/groups/{id}/stop`` stops a search the page started (resumable);
   ``GET /api/events`` the live event stream.
 
 User errors (a bad config, an unknown run) answer 4xx with the message the CLI prints.
@@ -33,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import tempfile
 import threading
 from importlib import resources
 from pathlib import Path
@@ -65,6 +65,7 @@ from .settings import Settings
 STATIC = resources.files("convbench.server") / "static"
 PAGES = ("/", "/runs", "/compare", "/groups")
 JsonBody = Annotated[dict | None, Body()]
+JOBS_FOLDER = "serve-jobs"
 
 
 def _error(err: ConvbenchError) -> JSONResponse:
@@ -98,7 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
     """The app for ``settings`` (checked: a non-loopback host gets a token)."""
     settings = settings.checked()
     store = Store(settings.store)
-    jobs = Jobs(store.url, settings.max_runs, tempfile.mkdtemp(prefix="convbench-serve-"))
+    # The queue lives beside the store, so a restarted server finds it (and its workers).
+    jobs = Jobs(store.url, settings.max_runs, store.artifacts_root / JOBS_FOLDER)
     index = RunIndex(store)
     probes = Probes()
     group_pages = GroupPages(store)
@@ -316,8 +318,25 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/groups/{group_id}")
     def api_group(group_id: str) -> dict:
         group = store.get_group(group_id)
-        return {k: group.get(k) for k in ("id", "kind", "name", "status", "created_at",
-                                          "run_ids")}
+        return {**{k: group.get(k) for k in ("id", "kind", "name", "status", "created_at",
+                                             "run_ids")},
+                "stoppable": group["status"] == "running" and jobs.runs_group(group["id"])}
+
+    @app.post("/api/groups/{group_id}/stop")
+    def api_group_stop(group_id: str, body: JsonBody = None) -> dict:
+        # SIGTERM to the search's worker: the search ends `stopped`, as after Ctrl-C in a
+        # terminal, and `convbench search --resume ID` continues it.
+        group = store.get_group(group_id)
+        gid = group["id"]
+        if group["kind"] != "search":
+            raise StoreError(f"Group {gid} is a {group['kind']}; the page stops searches.")
+        if group["status"] != "running":
+            raise StoreError(f"Search {gid} is {group['status']}, not running.")
+        if not jobs.stop_group(gid):
+            raise StoreError(f"Search {gid} was started outside this app; stop it where it "
+                             f"runs (Ctrl-C), then continue it with `convbench search "
+                             f"--resume {gid}`.")
+        return {"requested": "stop"}
 
     @app.get("/api/groups/{group_id}/trials")
     def api_trials(group_id: str) -> dict:

@@ -4,8 +4,9 @@
   epoch, checkpointed) or ``stop`` (stop now; the last checkpoint stays).
 - ``worker.json``: written by the worker when its run is stored: its process id and job, so
   a restarted server knows the run can be paused or stopped from the page.
-- ``batches.jsonl``: the worker's per-batch progress (iteration, smoothed loss, time), read
-  by the live view. The store keeps per-epoch rows; these are only for watching.
+- ``batches.jsonl``: the worker's per-batch progress (iteration, smoothed loss and accuracy,
+  LR, time; a point every ~0.2 s), read by the live view. The store keeps per-epoch rows;
+  these are only for watching.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())

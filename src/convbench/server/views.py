@@ -22,11 +22,13 @@ from ..report.pareto import pareto_front
 from ..report.plots import COST_AXES
 from ..report.sections import Context, section
 from ..report.summary import mean_curves, metrics_of
+from ..report.writers.detection import detect_sections
 from ..store import Store
 from . import control
 
 MAX_COMPARE = 50  # runs on one Compare page
 RUN_SECTIONS = ("Per-class accuracy", "Confusion matrices")
+OVERLAY_PAGES = 12  # test pages with predicted masks on a detection run's page
 COMPARE_SECTIONS = ("Summary", "Configuration differences", "Runs not completed")
 
 
@@ -55,12 +57,16 @@ def metric_rows(metrics: dict[str, Any]) -> list[dict[str, str]]:
 def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     """The Run page: the run, its config as YAML, environment, epochs, formatted metrics,
     artifacts to download, its error, whether the page can pause it, and the report's
-    per-class and confusion sections for a finished classification run."""
+    per-class and confusion sections for a finished classification run (a detection run:
+    the detection report's sections)."""
     run = store.get_run(store.resolve_id(run_id))
     metrics = metrics_of(run)
     run_dir = store.run_dir(run["id"])
     sections = []
-    if run["status"] == "completed" and metrics.get("confusion"):
+    if run["kind"] == "detect":
+        # The detection report's own sections (AP per class, loss, memory, overlays).
+        sections = detect_sections([run], overlays_per_run=OVERLAY_PAGES)
+    elif run["status"] == "completed" and metrics.get("confusion"):
         ctx = Context.build([run], None, _now())
         sections = [(h, html) for h in RUN_SECTIONS if (html := section(ctx, h))]
     return {

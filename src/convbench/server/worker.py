@@ -18,13 +18,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConvbenchError
 from . import control
 
-BATCH_EVERY_S = 0.2  # a point per batch at most this often: small files, smooth curves
-SMOOTHING = 0.9  # exponential moving average of the per-batch loss
+if TYPE_CHECKING:  # torch is imported by the job itself, after its outcome file is named
+    from ..training.trainer import StepSample
+
+BATCH_EVERY_S = 0.2  # a point at most this often: small files, smooth curves, few host syncs
+SMOOTHING = 0.6  # exponential moving average over the points (each already a window's mean)
 CHECK_EVERY_S = 0.1  # how often a step looks for a stop request
 
 
@@ -34,13 +37,34 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def window_mean(now: dict, before: dict | None, key: str) -> float | None:
+    """The mean of ``key`` over the steps since ``before``, from two samples of the task's
+    running means over the epoch (the mean so far, at step ``step`` of epoch ``epoch``).
+
+    >>> window_mean({"epoch": 1, "step": 30, "loss": 1.0}, {"epoch": 1, "step": 10, "loss": 2.0},
+    ...             "loss")
+    0.5
+    >>> window_mean({"epoch": 2, "step": 5, "loss": 1.0}, {"epoch": 1, "step": 10, "loss": 2.0},
+    ...             "loss")
+    1.0
+    """
+    value = now.get(key)
+    if value is None or before is None or before.get(key) is None:
+        return value
+    if before["epoch"] != now["epoch"] or before["step"] >= now["step"]:
+        return value  # a new epoch: its running mean is the mean of its steps so far
+    return ((value * now["step"] - before[key] * before["step"])
+            / (now["step"] - before["step"]))
+
+
 class Watcher:
-    """The hooks of one run: records batches, honours pause/stop requests."""
+    """The hooks of one run: records batch points, honours pause/stop requests."""
 
     def __init__(self, out: Path, job: str):
         self.out, self.job = out, job
         self.run_dir: Path | None = None
-        self.smooth: float | None = None
+        self.smooth: dict[str, float] = {}
+        self.previous: dict | None = None
         self.started = time.perf_counter()
         self.last_point = self.last_check = 0.0
 
@@ -49,21 +73,40 @@ class Watcher:
         _write(run_dir / control.WORKER, {"pid": os.getpid(), "job": self.job})
         _write(self.out, {"run_id": run_id, "status": "running"})
 
-    def on_step(self, iteration: int, loss: float) -> None:
-        raw = float(loss)
-        previous = raw if self.smooth is None else self.smooth
-        self.smooth = SMOOTHING * previous + (1 - SMOOTHING) * raw
+    def on_step(self, iteration: int, sample: StepSample) -> None:
+        # One clock read per step; the figures (a host sync) only when a point is due.
         now = time.perf_counter()
         if now - self.last_point >= BATCH_EVERY_S and self.run_dir is not None:
             self.last_point = now
-            point = {"it": iteration, "loss": self.smooth, "raw": raw,
-                     "t": round(now - self.started, 3)}
+            point = self.point(iteration, sample(), round(now - self.started, 3))
             with open(self.run_dir / control.BATCHES, "a") as f:
                 f.write(json.dumps(point) + "\n")
         if now - self.last_check >= CHECK_EVERY_S and self.run_dir is not None:
             self.last_check = now
             if control.requested(self.run_dir) == "stop":
                 raise KeyboardInterrupt  # the lifecycle records "stopped"; resumable
+
+    def point(self, iteration: int, figures: dict, t: float) -> dict:
+        """A batch point: the loss and accuracy over the steps since the last point
+        (``raw_*``), smoothed over the points, and the LR of this step.
+
+        >>> w = Watcher(Path("out.json"), "job")
+        >>> w.point(5, {"epoch": 1, "step": 5, "loss": 2.0, "acc": 0.2, "lr": 0.1}, 0.2)["loss"]
+        2.0
+        >>> second = {"epoch": 1, "step": 10, "loss": 1.5, "acc": 0.4, "lr": 0.1}
+        >>> w.point(10, second, 0.4)["raw_loss"]  # the mean of steps 6 to 10
+        1.0
+        """
+        point: dict[str, Any] = {"it": iteration, "t": t, "lr": figures.get("lr")}
+        for key in ("loss", "acc"):
+            raw = window_mean(figures, self.previous, key)
+            if raw is None:
+                continue
+            before = self.smooth.get(key, raw)
+            self.smooth[key] = SMOOTHING * before + (1 - SMOOTHING) * raw
+            point[key], point["raw_" + key] = self.smooth[key], raw
+        self.previous = figures
+        return point
 
     def on_epoch(self, epoch: int, row: dict) -> bool:
         return self.run_dir is not None and control.requested(self.run_dir) in ACTIONS_AT_EPOCH
@@ -80,26 +123,33 @@ def main(argv: list[str] | None = None) -> int:
     watcher = Watcher(out, job["id"])
     from ..store import Store
     from ..training import train
-    from ..training.lifecycle import Stopped
+    from ..training.lifecycle import Stopped, stop_on_signals
 
     try:
-        store = Store(job["store"])
-        if job.get("search"):
-            from ..search import search
+        # SIGTERM (the server's Stop or shutdown) at any point ends the job as stopped.
+        with stop_on_signals():
+            store = Store(job["store"])
+            if job.get("search"):
+                from ..search import search
 
-            group = search(job["search"], store=store, quiet=True)
-            _write(out, {"group_id": group["id"], "status": "completed"})
-            return 0
-        if job.get("lr_find"):
-            from ..training.lr_finder import make_spec, run_range_test
+                group = search(job["search"], store=store, quiet=True,
+                               on_start=lambda gid: _write(out, {"group_id": gid,
+                                                                 "status": "running"}))
+                _write(out, {"group_id": group["id"], "status": group["status"]})
+                return 0
+            if job.get("lr_find"):
+                from ..training.lr_finder import make_spec, run_range_test
 
-            run = run_range_test(job["config"], make_spec(**job["lr_find"]), store=store)
-        else:
-            run = train(job.get("config"), store=store, quiet=True, resume=job.get("resume"),
-                        on_start=lambda rid: watcher.on_start(rid, store.run_dir(rid)),
-                        on_step=watcher.on_step, on_epoch=watcher.on_epoch)
+                run = run_range_test(job["config"], make_spec(**job["lr_find"]), store=store)
+            else:
+                run = train(job.get("config"), store=store, quiet=True, resume=job.get("resume"),
+                            on_start=lambda rid: watcher.on_start(rid, store.run_dir(rid)),
+                            on_step=watcher.on_step, on_epoch=watcher.on_epoch)
     except (KeyboardInterrupt, Stopped) as stop:
-        _write(out, {"run_id": getattr(stop, "run_id", None), "status": "stopped"})
+        # A search's SIGTERM (Stop on its page) leaves the search stopped, resumable.
+        before = _previous(out)
+        _write(out, {**before, "run_id": getattr(stop, "run_id", None) or before.get("run_id"),
+                     "status": "stopped"})
         return 0
     except ConvbenchError as err:
         _write(out, {**_previous(out), "status": "failed", "error": str(err)})

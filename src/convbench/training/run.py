@@ -45,9 +45,10 @@ def train(
     ``resume`` continues a killed or stopped run from its last epoch checkpoint (or, killed
     before its first one, starts it over under the same id); it ends with the same numbers an
     uninterrupted run of the same seed gives. ``on_start(run_id)`` is called once the run is
-    stored (the web app's worker names its run with it); ``on_step(iteration, loss)`` after
-    every optimiser step, ``on_epoch(epoch, row)`` after every epoch (True stops the run
-    resumably).
+    stored (the web app's worker names its run with it); ``on_step(iteration, sample)`` after
+    every optimiser step (``sample()`` reads its loss, accuracy and LR: a host sync, so a hook
+    asks only when it wants a point), ``on_epoch(epoch, row)`` after every epoch (True stops
+    the run resumably).
 
     >>> run = train({"model": {"name": "simple-cnn"}, "train": {"epochs": 1}})  # doctest: +SKIP
     >>> run.status                                                               # doctest: +SKIP

@@ -30,7 +30,7 @@ from .checkpoint import CheckpointRefused, load_checkpoint, save_checkpoint
 from .optim import make_optimizer
 from .progress import Progress
 from .schedules import make_schedule
-from .task import FitState, Step, Task
+from .task import FitState, Task
 
 CHECKPOINT = "last.pt"
 
@@ -56,16 +56,21 @@ def diverged(loss: float, first: float | None) -> bool:
 BatchHook = Callable[..., bool]
 # Called after every finished epoch with (epoch, row); True stops the run (status "stopped").
 EpochHook = Callable[[int, dict], bool]
+# What a step hook may ask for: the task's running figures of the epoch so far (``loss``, and
+# ``acc`` for classification), the step's ``lr``, its ``epoch`` and ``step`` within it.
+# Asking costs a host sync (a GPU waits for it), so the loop hands a hook this lazily and a
+# hook asks only when it wants a point (the web app's worker: every ~0.2 s).
+StepSample = Callable[[], dict[str, float]]
 # Called after every optimiser step, and after the checkpoint of that step, with
-# (iteration, loss); raising KeyboardInterrupt there stops the run resumably.
-StepHook = Callable[[int, float], None]
+# (iteration, sample); raising KeyboardInterrupt there stops the run resumably.
+StepHook = Callable[[int, StepSample], None]
 
 
 class Trainer:
     """Model, optimiser, schedule and state of one run of ``task``; :meth:`fit` trains.
 
-    ``on_step(iteration, loss)`` is called after every optimiser step (and after any
-    checkpoint of that step).
+    ``on_step(iteration, sample)`` is called after every optimiser step (and after any
+    checkpoint of that step); ``sample()`` gives that step's figures (see :data:`StepSample`).
     """
 
     def __init__(self, task: Task, store: Store, run_id: str, quiet: bool = False,
@@ -87,7 +92,7 @@ class Trainer:
         # every checkpoint, so a resumed run counts the energy of its earlier segments too.
         # (joules, seconds) so far (:meth:`RecordedRun.energy_so_far`).
         self.energy_so_far: Callable[[], tuple[float, float]] | None = None
-        self._pending: Step | None = None
+        self._pending: tuple[int, int, float] | None = None
 
     # ----- checkpoints -------------------------------------------------------------------
     def save(self) -> None:
@@ -171,13 +176,13 @@ class Trainer:
             if task.out_of_time(s):
                 break
             if last:
-                self._pending = step  # told after the epoch's checkpoint, in fit()
+                self._pending = (epoch, b + 1, lr)  # told after the epoch's checkpoint, in fit()
                 continue
             every = task.checkpoint_every
             if every and s.iteration % every == 0:
                 self.save()
                 mark = time.perf_counter()  # checkpoints are not training time
-            self._notify(step)
+            self._notify(epoch, b + 1, lr)
         row = task.epoch_row(s, lr)
         s.epoch_time_s = 0.0
         return row
@@ -192,10 +197,12 @@ class Trainer:
         self.scaler.step(opt)
         self.scaler.update()
 
-    def _notify(self, step: Step) -> None:
+    def _notify(self, epoch: int, step: int, lr: float) -> None:
         if self.on_step is not None:
-            value = step.value if step.value is not None else float(step.loss.detach())
-            self.on_step(self.state.iteration, value)
+            # No read here: the hook decides whether this step's figures are worth a sync.
+            self.on_step(self.state.iteration,
+                         lambda: {**self.task.progress_stats(), "lr": lr, "epoch": epoch,
+                                  "step": step})
 
     # ----- the run -----------------------------------------------------------------------
     def fit(self, on_epoch: EpochHook | None = None) -> str:
@@ -220,7 +227,7 @@ class Trainer:
                 self.log(epoch_line(epoch, row))
                 self.save()
                 if self._pending is not None:
-                    self._notify(self._pending)
+                    self._notify(*self._pending)
                 if on_epoch is not None and on_epoch(epoch, row):
                     self.log(f"stopped after epoch {epoch} by the caller (search pruner)")
                     return "stopped"

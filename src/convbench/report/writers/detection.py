@@ -230,6 +230,38 @@ def _overlays(runs: list[dict], per_run: int = 2) -> str:
     return legend + '<div class="grid">' + "".join(cells) + "</div>"
 
 
+def detect_sections(runs: list[dict], overlays_per_run: int = 2) -> list[tuple[str, str]]:
+    """The report's sections for detection runs, as ``(title, html)``: summary, AP per class
+    (box and mask), against the base case and AP against cost (several runs), training loss,
+    memory and sample predictions (``overlays_per_run`` pages each, predicted masks in the
+    fixed class colours). The detection report and the web app's run page both show these.
+    """
+    rows = [_summary_row(r) for r in runs]
+    columns, shared = _summary_columns(rows)
+    sections = [("Summary", table(columns, rows)
+                 + f'<p class="note">{escape(shared)}AP on the held-out test pages (COCO, IoU '
+                 "0.50:0.95; AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
+                ("AP per class", _per_class_table(runs)),
+                *([("Against the base case", _base_case_table(runs))] if len(runs) > 1 else []),
+                ("Training loss", _curves_figure(
+                    runs, _losses, "training loss (sum of heads)", "Training loss",
+                    "Training loss per iteration (moving average of 10).", log=True)
+                 or '<p class="note">No training losses were recorded.</p>')]
+    memory = _curves_figure(runs, _memory_trace, "memory (GB)", "Memory",
+                            "Memory at the end of each epoch: process RSS on the CPU, peak "
+                            "allocated tensors on a GPU.")
+    if memory:
+        sections.append(("Memory", memory))
+    # One run alone is one point: nothing to weigh against anything.
+    plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
+                         _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p] \
+        if len(runs) > 1 else []
+    if plots:
+        sections.append(("AP against cost", '<div class="grid">' + "".join(plots) + "</div>"))
+    sections.append(("Sample predictions", _overlays(runs, overlays_per_run)))
+    return sections
+
+
 def write_detect_report(store: Any, group_id: str, path: str | Path) -> dict[str, Path]:
     """Write the report of a detection comparison group, from the store only (see
     :func:`write_detect_runs_report`)."""
@@ -264,26 +296,8 @@ def write_detect_runs_report(runs: list[dict], path: str | Path, *, title: str,
         raise ReportError("No detection runs to report.")
     path = check_report_path(path)
     rows = [_summary_row(r) for r in runs]
-    columns, shared = _summary_columns(rows)
-    sections = [("Summary", table(columns, rows)
-                 + f'<p class="note">{escape(shared)}AP on the held-out test pages (COCO, IoU '
-                 "0.50:0.95; AP50/AP75 at one IoU). Cost is energy × price per kWh.</p>"),
-                ("AP per class", _per_class_table(runs)),
-                *([("Against the base case", _base_case_table(runs))] if len(runs) > 1 else []),
-                ("Training loss", _curves_figure(
-                    runs, _losses, "training loss (sum of heads)", "Training loss",
-                    "Training loss per iteration (moving average of 10).", log=True)
-                 or '<p class="note">No training losses were recorded.</p>')]
-    memory = _curves_figure(runs, _memory_trace, "memory (GB)", "Memory",
-                            "Memory at the end of each epoch: process RSS on the CPU, peak "
-                            "allocated tensors on a GPU.")
-    if memory:
-        sections.append(("Memory", memory))
-    plots = [p for p in (_ap_cost_figure(runs, "train_time_s", "train time (s)"),
-                         _ap_cost_figure(runs, "cost", "cost (energy × price)")) if p]
-    if plots:
-        sections.append(("AP against cost", '<div class="grid">' + "".join(plots) + "</div>"))
-    sections.append(("Sample predictions", _overlays(runs)))
+    columns, _ = _summary_columns(rows)
+    sections = detect_sections(runs)
     if errors:
         sections.append(("Failed variants", "".join(
             f'<p class="callout">{escape(e)}</p>' for e in errors)))

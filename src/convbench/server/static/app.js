@@ -363,17 +363,21 @@ async function playgroundPage() {
     const ep = data.epochs;
     const charts = $("#live-charts");
     charts.textContent = "";
-    const boxes = [0, 1, 2, 3].map(i => charts.appendChild(h("div", {id: `live-chart-${i}`})));
+    const boxes = [0, 1, 2, 3, 4].map(i => charts.appendChild(h("div", {id: `live-chart-${i}`})));
+    const bp = data.batches;
     C.drawChart(boxes[0], {title: "Loss per batch (smoothed)", xlabel: "iteration", ylabel: "loss",
-      series: [{label: "batch loss", colour: "#0072B2", points: data.batches.map(p => [p.it, p.loss])}]});
-    C.drawChart(boxes[1], {title: "Loss per epoch", xlabel: "epoch", integerX: true, ylabel: "loss", series: [
+      series: [{label: "batch loss", colour: "#0072B2", points: bp.map(p => [p.it, p.loss])}]});
+    C.drawChart(boxes[1], {title: "Accuracy per batch (smoothed)", xlabel: "iteration", ylabel: "accuracy (%)",
+      series: [{label: "batch accuracy", colour: "#0072B2",
+                points: bp.filter(p => p.acc != null).map(p => [p.it, p.acc * 100])}]});
+    C.drawChart(boxes[2], {title: "Learning rate", xlabel: "iteration", ylabel: "LR",
+      series: [{label: "lr", colour: "#009E73", points: bp.filter(p => p.lr != null).map(p => [p.it, p.lr])}]});
+    C.drawChart(boxes[3], {title: "Loss per epoch", xlabel: "epoch", integerX: true, ylabel: "loss", series: [
       {label: "train", colour: "#0072B2", points: ep.map(r => [r.epoch, r.train_loss])},
       {label: "validation", colour: "#E69F00", points: ep.map(r => [r.epoch, r.val_loss])}]});
-    C.drawChart(boxes[2], {title: "Accuracy per epoch", xlabel: "epoch", integerX: true, ylabel: "accuracy (%)", series: [
+    C.drawChart(boxes[4], {title: "Accuracy per epoch", xlabel: "epoch", integerX: true, ylabel: "accuracy (%)", series: [
       {label: "train", colour: "#0072B2", points: ep.map(r => [r.epoch, r.train_accuracy == null ? null : r.train_accuracy * 100])},
       {label: "validation", colour: "#E69F00", points: ep.map(r => [r.epoch, r.val_accuracy == null ? null : r.val_accuracy * 100])}]});
-    C.drawChart(boxes[3], {title: "Learning rate", xlabel: "epoch", integerX: true, ylabel: "LR",
-      series: [{label: "lr", colour: "#009E73", points: ep.map(r => [r.epoch, r.lr])}]});
     const done = ep.length, planned = data.epochs_planned;
     const meanTime = done ? ep.reduce((a, r) => a + (r.time_s || 0), 0) / done : null;
     const ips = done ? ep[done - 1].images_per_s : null;
@@ -561,7 +565,7 @@ async function runPage(runId) {
       r.epochs.length ? h("div", {class: "table-wrap"}, h("table", {class: "data", id: "epochs"},
         h("thead", {}, h("tr", {}, Object.keys(r.epochs[0]).map(k => h("th", {}, k)))),
         h("tbody", {}, r.epochs.map(e => h("tr", {}, Object.values(e).map(v => h("td", {}, typeof v === "number" ? +v.toPrecision(4) : String(v)))))))) : h("p", {class: "note"}, "No finished epoch yet."),
-      ...r.sections.map(([title, html]) => h("section", {}, h("h2", {}, title), h("div", {html}))),
+      ...r.sections.map(([title, html]) => h("section", {"data-section": title}, h("h2", {}, title), h("div", {html}))),
       r.kind === "train" && r.status === "completed" ? h("section", {},
         h("h2", {}, "Misclassified test images"),
         h("button", {id: "show-mistakes", onclick: mistakes}, "Show misclassified test images"),
@@ -574,7 +578,7 @@ async function runPage(runId) {
     ];
     app.replaceChildren(...parts.filter(Boolean));
     const ep = r.epochs;
-    if (ep.length) {
+    if (ep.length && r.kind !== "detect") {  // a detection run's curves are its report's
       const a = curves.appendChild(h("div")), b = curves.appendChild(h("div"));
       C.drawChart(a, {title: "Loss", xlabel: "epoch", integerX: true, ylabel: "loss", series: [
         {label: "train", colour: "#0072B2", points: ep.map(e => [e.epoch, e.train_loss])},
@@ -722,13 +726,32 @@ async function groupPage(groupId) {
     if (data.trials.length) window.convbenchChart.drawParallel(parallel, data);
     else parallel.textContent = "No trial has trained yet.";
   }
-  app.replaceChildren(h("h1", {}, `${g.kind} ${g.name || g.id}`),
-    h("p", {class: "meta-line"}, statusBadge(g.status), ` ${g.run_ids.length} runs · `,
+  // A search the page started can be stopped here (resumable with `convbench search --resume`).
+  let stopping = false;
+  const stop = h("button", {id: "stop-search", type: "button", onclick: async () => {
+    stopping = true; drawHead();
+    try { await api(`/api/groups/${g.id}/stop`, {}); } catch (err) { stopping = false; note.textContent = err.message; }
+  }}, "Stop search");
+  const note = h("span", {id: "search-note", class: "note"});
+  const head = h("p", {class: "meta-line", id: "group-head"});
+  function drawHead() {
+    head.replaceChildren(statusBadge(g.status), ` ${g.run_ids.length} runs · `,
       h("a", {href: link("/runs", {group: g.id})}, "its runs"), " · ",
       h("a", {href: link("/compare", {ids: g.run_ids.join(",")})}, "compare them"),
-      " · the report `convbench report " + g.id + "` writes, updated as the group runs"),
-    g.kind === "search" ? parallel : null, frame);
+      " · the report `convbench report " + g.id + "` writes, updated as the group runs");
+    const running = g.status === "running";
+    stop.hidden = !running;
+    stop.disabled = !g.stoppable || stopping;
+    note.textContent = g.status === "stopped" ? `stopped: continue it with convbench search --resume ${g.id}` :
+      running && stopping ? "stopping…" :
+      running && !g.stoppable ? "started outside this page: stop it where it runs (Ctrl-C)" : "";
+  }
+  drawHead();
+  app.replaceChildren(...[h("h1", {}, `${g.kind} ${g.name || g.id}`), head,
+    g.kind === "search" ? h("div", {class: "buttons"}, stop, " ", note) : null,
+    g.kind === "search" ? parallel : null, frame].filter(Boolean));
   drawTrials();
+  onLive(async () => { Object.assign(g, (await api(`/api/groups/${g.id}`)).data); drawHead(); });
   // Written again only when the group's runs changed (the server caches the page).
   let last = 0;
   onLive((snap, prev) => {

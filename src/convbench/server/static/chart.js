@@ -40,8 +40,12 @@ function fmtTick(v) {
 // opts: {title, xlabel, ylabel, width, height, logx, series: [{label, colour, points: [[x, y]],
 // band: [[x, lo, hi]], dashed, dots}], scatter: [{label, colour, x, y, ring}], front: [[x, y]]}
 function drawChart(container, opts) {
-  const W = opts.width || 460, H = opts.height || 280;
-  const M = {l: 58, r: 14, t: opts.title ? 26 : 12, b: 62};
+  // The legend gets rows of its own below the x-axis label (3 entries a row), so a long
+  // legend makes the chart taller instead of running into the label.
+  const legend = (opts.series || []).filter(s => s.label && !s.noLegend);
+  const legendRows = Math.ceil(legend.length / 3);
+  const W = opts.width || 460, H = (opts.height || 280) + 16 * Math.max(0, legendRows - 1);
+  const M = {l: 58, r: 14, t: opts.title ? 26 : 12, b: 46 + 16 * legendRows};
   container.textContent = "";
   const svg = svgEl("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
                             "aria-label": opts.title || "chart", class: "chart"}, container);
@@ -116,10 +120,9 @@ function drawChart(container, opts) {
     if (p.ring) svgEl("circle", {cx: X(p.x), cy: Y(p.y), r: 9, fill: "none", stroke: "#1f2328", class: "ring"}, svg);
     svgEl("text", {x: X(p.x) + 8, y: Y(p.y) - 8, class: "dot-label"}, svg).textContent = p.label;
   }
-  const legend = (opts.series || []).filter(s => s.label && !s.noLegend);
   legend.forEach((s, i) => {
     const col = i % 3, row = Math.floor(i / 3);
-    const lx = M.l + col * ((W - M.l) / 3), ly = H - 14 + row * 0 - (Math.ceil(legend.length / 3) - 1 - row) * 14;
+    const lx = M.l + col * ((W - M.l) / 3), ly = H - M.b + 52 + row * 16;
     svgEl("line", {x1: lx, x2: lx + 16, y1: ly - 4, y2: ly - 4, stroke: s.colour, "stroke-width": 2.5,
                    "stroke-dasharray": s.dashed ? "4 3" : "none"}, svg);
     svgEl("text", {x: lx + 20, y: ly, class: "legend"}, svg).textContent = s.label;
@@ -141,7 +144,7 @@ function drawParallel(container, data) {
   const svg = svgEl("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart parallel",
                             role: "img", "aria-label": "parallel coordinates"}, container);
   svgEl("text", {x: M.l, y: 16, class: "chart-title"}, svg).textContent =
-    "Each configuration: its parameters and score (validation accuracy; colour: score, grey: none)";
+    "One line per configuration: parameters → score (colour: score)";
   const X = i => M.l + i * (W - M.l - M.r) / Math.max(1, axes.length - 1);
   const span = H - M.t - M.b;
   function Y(axis, value) {
