@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from serving import Server, start_server
+from serving import Server, free_port, start_server
 
 from convbench.server.app import JOBS_FOLDER
 from convbench.store import Store
@@ -124,3 +126,15 @@ def test_queued_jobs_wait_for_the_next_server_after_ctrl_c(servers):
     _completes(second, quick_job, servers.store)
     # And the stopped run resumes from the new server's page.
     assert second.call(f"/api/runs/{run_id}/resume", {})[0] == 200
+
+
+def test_a_second_server_on_the_same_store_is_refused(servers, tmp_path):
+    # Both would start the queue's jobs and signal each other's workers.
+    servers.start()
+    second = subprocess.run(
+        [sys.executable, "-m", "convbench.cli", "serve", "--store", str(servers.store),
+         "--no-browser", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    assert "Another convbench serve is already running on this store" in second.stderr
+    assert "Traceback" not in second.stderr

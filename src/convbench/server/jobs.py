@@ -35,9 +35,27 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text as atomic_write_text
+from ..errors import ConfigError
 
 SHUTDOWN_WAIT_S = 15.0  # a stopping worker writes its checkpointed state first
 KEEP_FINISHED = 50  # finished jobs listed (the store has the runs themselves)
+
+
+def _own(folder: Path):
+    """Hold the queue's lock for as long as this server lives (the OS drops it when the
+    process dies, even by SIGKILL): two servers on one store would both start its queued
+    jobs and fight over its workers."""
+    import fcntl
+
+    handle = open(folder / "server.lock", "w")  # noqa: SIM115 — held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(
+            f"Another convbench serve is already running on this store (its job queue "
+            f"{folder} is locked); open that one, or stop it first.") from None
+    return handle
 
 
 @dataclass
@@ -77,6 +95,7 @@ class Jobs:
         self.store_url, self.max_runs = store_url, max_runs
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._owner = _own(self.folder)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._closing = False  # shutting down: queued jobs wait for the next server
@@ -179,6 +198,7 @@ class Jobs:
             if self._alive(job):
                 os.kill(job.pid, signal.SIGKILL)
         self.tick()  # their outcomes, recorded for the next server
+        self._owner.close()  # the next server on this store may take the queue
 
     # ----- internals (called with the lock held) ------------------------------------------
     def _path(self, job: Job, suffix: str) -> Path:
