@@ -20,7 +20,12 @@ def test_run_summaries_all_new_and_by_id(store: Store) -> None:
                  status="completed", ended=True)
     other = store.create_run(name="resnet", config={"model": {"name": "resnet20"}}, seed=0,
                              env={}, kind="svm")
+    detect = store.create_run(name="pages", config={"data": {"source": "synth"},
+                                                     "model": {"backbone": "resnet18"}},
+                              seed=0, env={}, kind="detect")
     rows = {r["id"]: r for r in store.run_summaries()}
+    assert (rows.pop(detect)["dataset"], store.run_summaries(ids=[detect])[0]["model"]) == \
+        ("synth", "resnet18")  # a detection run is listed by its data source and backbone
     assert len(rows) == 5
     first = rows[ids[0]]
     assert (first["model"], first["model_name"], first["dataset"]) == ("B2FL8", "blocks",
@@ -30,7 +35,7 @@ def test_run_summaries_all_new_and_by_id(store: Store) -> None:
     assert rows[other]["model"] == "resnet20" and rows[other]["dataset"] is None
     assert rows[other]["epochs_done"] == 0 and rows[other]["kind"] == "svm"
     later = store.run_summaries(started_after=rows[ids[3]]["started_at"])
-    assert [r["id"] for r in later] == [ids[3], other]
+    assert [r["id"] for r in later] == [ids[3], other, detect]
     assert [r["model"] for r in store.run_summaries(ids=[ids[2]])] == ["B2FL24"]
 
 

@@ -1,7 +1,8 @@
 """SQL expressions for the short form of runs that listings (the web app's Runs page) keep
 in memory, and for the small snapshot a live view polls.
 
-The data set and model come out of the JSON config (``config.data.dataset``,
+The data set and model come out of the JSON config (``config.data.dataset``, or a
+detection run's ``config.data.source``,
 ``config.model.name``; the ``blocks`` constructor shown as its ``B<n>FL<f>`` shorthand, as
 reports name it), metrics out of the JSON metrics — on SQLite and PostgreSQL alike.
 
@@ -24,7 +25,8 @@ def _metric(key: str) -> sa.ColumnElement:
     return runs.c.metrics[(key,)].as_float()
 
 
-DATASET = _config_text("data", "dataset")
+# A classification run names its data set; a detection run its source (synth, coco, pagexml).
+DATASET = sa.func.coalesce(_config_text("data", "dataset"), _config_text("data", "source"))
 MODEL_NAME = _config_text("model", "name")
 # "blocks" + blocks + base_filters → "B2FL32"; else the model name, or a detector's backbone.
 MODEL = sa.case(
