@@ -31,7 +31,7 @@ from ..training.checkpoint import save_weights
 from ..training.device import select_device, set_threads
 from ..training.task import FitState, Step
 from ..training.trainer import StepHook, Trainer
-from .config import DetectConfig, budget
+from .config import DetectConfig, DetectTrainConfig, budget
 from .dataset import DetectionDataset
 from .evaluate import evaluate_dataset
 from .loader import PageTensors
@@ -61,6 +61,18 @@ def _crosses_pass(iteration: int, batch_size: int, n_pages: int) -> bool:
     return ((iteration + 1) * batch_size) // n_pages > (iteration * batch_size) // n_pages
 
 
+def optim_configs(t: DetectTrainConfig) -> tuple[OptimConfig, ScheduleConfig]:
+    """The shared trainer's optimiser and LR schedule settings of a detection run.
+
+    >>> optim_configs(DetectTrainConfig())[1].name
+    'warmup-step'
+    """
+    return (OptimConfig(name=t.optimizer, lr=t.lr, momentum=t.momentum,
+                        weight_decay=t.weight_decay, grad_clip=t.grad_clip),
+            ScheduleConfig(name=t.schedule, milestones=t.steps, gamma=t.gamma,
+                           warmup_iters=t.warmup_iters, warmup_factor=t.warmup_factor))
+
+
 class DetectionTask:
     """Training a detector on ``train_ds`` and evaluating it on ``test_ds``."""
 
@@ -77,11 +89,7 @@ class DetectionTask:
         self.iters_per_epoch = len(train_ds.pages) / t.batch_size
         self.epochs = math.ceil(self.budget_epochs)
         self.checkpoint_every = t.checkpoint_every or max(1, math.ceil(self.iters_per_epoch))
-        self.optim_cfg = OptimConfig(name=t.optimizer, lr=t.lr, momentum=t.momentum,
-                                     weight_decay=t.weight_decay, grad_clip=t.grad_clip)
-        self.schedule_cfg = ScheduleConfig(name=t.schedule, milestones=t.steps, gamma=t.gamma,
-                                           warmup_iters=t.warmup_iters,
-                                           warmup_factor=t.warmup_factor)
+        self.optim_cfg, self.schedule_cfg = optim_configs(t)
         me = cfg.measure
         self.measure = MeasureConfig(price_per_kwh=me.price_per_kwh, cost=me.cost,
                                      latency_repeats=me.latency_repeats,
