@@ -41,6 +41,17 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
     return path
 
 
+def remove_leftovers(path: str | Path) -> int:
+    """Delete the temporary files that writes of ``path`` left when killed before their
+    rename (only the owner of ``path`` may call this: a live writer's file would go too);
+    returns how many."""
+    path = Path(path)
+    leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in leftovers:
+        tmp.unlink(missing_ok=True)
+    return len(leftovers)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically."""
 

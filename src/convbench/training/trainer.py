@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import remove_leftovers
 from ..measure import measure_model
 from ..runlog import LOG, append_log
 from ..store import Store
@@ -109,6 +110,9 @@ class Trainer:
         none (the run was killed before its first checkpoint: nothing was lost, and training
         from this fresh state is exactly the run started over)."""
         path = self.run_dir / CHECKPOINT
+        # A kill between a checkpoint's write and its rename left the torn new one beside the
+        # last whole one; this process owns the run now.
+        remove_leftovers(path)
         if not path.is_file():
             return False
         ckpt = load_checkpoint(path)
