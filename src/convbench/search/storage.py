@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event
 
 from ..store import Store
-from ..store.database import BUSY_TIMEOUT_MS
+from ..store.database import BUSY_TIMEOUT_MS, pg_connect_args, resolve_url
 
 PHASES = ("screen", "train", "audit")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -101,7 +101,7 @@ def open_storage(store: Store, *, create: bool = True) -> RDBStorage:
     sqlite = store.url.startswith("sqlite")
     # PostgreSQL: test pooled connections first, so a server restart costs a reconnect.
     kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}} if sqlite else \
-        {"pool_pre_ping": True}
+        {"pool_pre_ping": True, "connect_args": pg_connect_args(resolve_url(store.url))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         storage = RDBStorage(store.url, engine_kwargs=kwargs, skip_table_creation=not create,
