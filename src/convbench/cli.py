@@ -217,13 +217,16 @@ def compare(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(help="Train models in N parallel processes (cores are split between them)."),
+        typer.Option(help="Train models in N parallel processes (cores are split between them); "
+                          "0 only queues the runs in a PostgreSQL store for `convbench worker` "
+                          "on any machine (docs/distributed.md)."),
     ] = 1,
     name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write the HTML report here (+ .md, .csv, .json beside it).")
     ] = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -247,21 +250,23 @@ def compare(
     )
     names = _csv(models, "models") if models is not None else None
     variants = [parse_variant(v) for v in variant or []]
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1.")
     group = run_compare(
         base,
         variants,
         models=names,
         seeds=_csv(seeds, "seeds", int) or None,
         workers=workers,
-        store=_store(store),
+        store=_store(store, artifacts=artifacts),
         name=name,
         report=report,
         quiet=quiet or as_json,
     )
     if as_json:
         print_json(group)
+    elif group["status"] == "queued":
+        out.print(f"comparison {group['id']}: {group['waiting']} run(s) queued; run "
+                  f"`convbench worker --store URL --group {group['id']}` on each machine.",
+                  markup=False)
     else:
         # Variants of one model differ in more than the model: their run names tell them apart.
         named = ("variant",) if variants else ()
@@ -858,7 +863,8 @@ def _show_status(s: Any, ident: str, as_json: bool) -> None:
 def worker_cmd(
     store: StoreOpt = None,
     group: Annotated[str | None, typer.Option(
-        help="Only this search (id, prefix or name) [default: every open search].")] = None,
+        help="Only this search or queued comparison (id, prefix or name) [default: every "
+        "open one].")] = None,
     max_trials: Annotated[int | None, typer.Option(
         help="Stop after running this many trials.", min=1)] = None,
     until_empty: Annotated[bool, typer.Option(
@@ -867,13 +873,14 @@ def worker_cmd(
     artifacts: ArtifactsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
 ):
-    """Join searches from this machine: claim waiting trials of open searches in a shared
+    """Join searches and comparisons from this machine: claim waiting trials of open searches
+    (and runs of comparisons queued with `convbench compare --workers 0`) in a shared
     PostgreSQL store, run them, and keep going; any number of workers on any number of
     machines (docs/distributed.md). Stop one with Ctrl-C: its trial goes back in the queue.
 
       convbench worker --store postgresql://me:pw@db.lab/runs --artifacts /mnt/shared/cb
     """
-    from .search.runner import find_search, work
+    from .search.runner import find_work, work
     from .search.worker import WorkerSpec, host_name
     from .training.lifecycle import Stopped, stop_on_signals
 
@@ -884,10 +891,10 @@ def worker_cmd(
             "(--store postgresql://user:password@host/db); a SQLite file serves one machine: "
             "there, use `convbench search ... --workers N`.")
     s.check_artifacts()
-    gid = find_search(s, group, option="--group")["id"] if group else None
+    gid = find_work(s, group)["id"] if group else None
     say = (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
     say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts_root}"
-        + (f", search {gid}" if gid else ", every open search"))
+        + (f", group {gid}" if gid else ", every open search and queued comparison"))
     spec = WorkerSpec(s.url, str(s.artifacts_root), group=gid, max_trials=max_trials,
                       until_empty=until_empty, follow=gid is not None and not until_empty,
                       quiet=quiet)

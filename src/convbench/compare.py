@@ -216,6 +216,11 @@ def compare(
     """
     kind_name = _kind_name(base, kind)
     run_kind = RUN_KINDS.get(kind_name)()
+    store = store if isinstance(store, Store) else Store(store)
+    if workers < 0 or (workers == 0 and store.url.startswith("sqlite")):
+        raise ConfigError(f"--workers {workers}: give 1 or more local workers, or 0 to only "
+                          "queue the runs for `convbench worker` on other machines (that needs "
+                          "a PostgreSQL store, --store postgresql://…).")
     sets = _variant_sets(variants, models, run_kind.model_key)
     if not sets:
         raise ConvbenchError("Nothing to compare: pass --models a,b,c (see `convbench models`) "
@@ -226,6 +231,7 @@ def compare(
         check_report_path(report)  # a bad path fails now, not after hours of training
     cfg = run_kind.build(base)
     seeds = seeds or [cfg.train.seed]
+    queue_only = workers == 0
     workers = max(1, min(workers, len(sets) * len(seeds)))
     # Workers share the cores instead of each grabbing all of them.
     threads = max(1, available_cores() // workers) if workers > 1 else None
@@ -240,13 +246,14 @@ def compare(
                 [f"train.threads={threads}"] if threads else []))
             run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
             configs.append(seeded.model_copy(update={"name": run_name}))
-    store = store if isinstance(store, Store) else Store(store)
     group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
         "models": list(dict.fromkeys(models or [s for s in variants or []
                                                  if isinstance(s, str)])),
         # Parallel workers create runs in any order; reports show them in this one.
         "run_names": [c.name for c in configs]})
+    if queue_only:
+        return _queue(store, group_id, kind_name, [c.model_dump(mode="json") for c in configs])
     jobs = [_Job(kind_name, c.model_dump(mode="json"), store.url, group_id,
                  quiet or workers > 1) for c in configs]
     from .training.lifecycle import Stopped
@@ -268,6 +275,65 @@ def compare(
                            write(group.runs, report, group=group, store=store,
                                  title=name).items()}
     return group
+
+
+# ----- a comparison queued for `convbench worker` (the search's queue and workers) ----------
+
+QUEUE_PHASE = "compare"  # the Optuna study of a queued comparison's runs
+
+
+def _queue(store: Store, group_id: str, kind_name: str, configs: list[dict]) -> Group:
+    """Queue one trial per run in the group's study; workers claim them like search trials."""
+    from .search.runner import artifacts_marker
+    from .search.storage import enqueue, get_study, open_storage
+
+    study = get_study(open_storage(store), group_id, QUEUE_PHASE)
+    for index, config in enumerate(configs):
+        enqueue(study, {}, {"job": index, "label": config["name"], "key": config["name"]})
+    store.update_group(group_id, status="running", metrics={
+        "queue": {"kind": kind_name, "jobs": configs},
+        **artifacts_marker(store, group_id, create=True)})
+    return Group({**load_group(store, group_id), "status": "queued", "waiting": len(configs),
+                  "errors": []})
+
+
+def run_queued(store: Store, group_id: str, job: int) -> float:
+    """Train (or resume, or find finished) run number ``job`` of a queued comparison; its
+    test accuracy (box AP for a detector) is the trial's value. A failed run raises."""
+    queue = (store.get_group(group_id).get("metrics") or {})["queue"]
+    config = queue["jobs"][job]
+    if queue["kind"] == "train":
+        from .search.trials import train_or_resume
+
+        run = train_or_resume(store, group_id, config["name"], config)
+    else:  # a detector is trained again from the start after a kill
+        run = dict(RUN_KINDS.get(queue["kind"])().run(config, store, True, group_id, None))
+    if run["status"] != "completed":
+        raise ConvbenchError(f"{config['name']}: {run['status']}")
+    metrics = run.get("metrics") or {}
+    return float(metrics.get("test_accuracy") or metrics.get("box_AP") or 0.0)
+
+
+def advance_queued(store: Store, storage: Any, group_id: str) -> str:
+    """``"open"`` while runs of the queued comparison wait or run; once none does, record the
+    comparison ``completed`` (``failed`` when a run failed) and return that status."""
+    from optuna.trial import TrialState
+
+    from .search.storage import get_study, orphaned, trials
+
+    with store.exclusive(f"compare-{group_id}"):
+        group = store.get_group(group_id)
+        if group["status"] != "running":
+            return group["status"]
+        study = get_study(storage, group_id, QUEUE_PHASE)
+        if trials(study, (TrialState.WAITING, TrialState.RUNNING)):
+            return "open"
+        errors = [t.user_attrs["error"] for t in trials(study, (TrialState.FAIL,))
+                  if not orphaned(t)]
+        runs = len(load_group(store, group_id).runs)
+        status = "completed" if runs and not errors else "failed"
+        store.update_group(group_id, status=status, metrics={"errors": errors, "runs": runs})
+        return status
 
 
 def _run_all(jobs: list[_Job], workers: int, tell: DataIssues, quiet: bool) -> list[str]:

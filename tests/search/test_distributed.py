@@ -318,3 +318,62 @@ def test_a_worker_cut_off_past_the_grace_period_abandons_its_trial(postgres_url,
     assert len(names) == len(set(names)) == 2
     assert search_status(store, gid)["totals"] == {"waiting": 0, "running": 0, "done": 2,
                                                    "re-queued": 1, "failed": 0}
+
+
+@pytest.mark.postgres
+def test_a_comparison_queued_for_workers_survives_a_kill_and_matches_a_local_one(
+        postgres_url, tmp_path):  # noqa: F811
+    flags = ["--dataset", "digits", "--models", "B2FL4,B2FL8", "--seeds", "0,1", "--epochs", "3",
+             "--set", "train.threads=1", "--set", "measure.cost=false"]
+    shared = tmp_path / "shared"
+    queued = subprocess.run([EXE, "compare", *flags, "--workers", "0", "--store", postgres_url,
+                             "--artifacts", str(shared), "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    answer = json.loads(queued.stdout)
+    assert answer["status"] == "queued" and answer["waiting"] == 4
+    gid = answer["id"]
+    store = Store(postgres_url, artifacts=shared)
+    storage = open_storage(store, create=False)
+    study = get_study(storage, gid, "compare")
+    procs = {h: _start(postgres_url, gid, h, shared, tmp_path) for h in ("host-a", "host-b")}
+    try:
+        deadline = time.time() + 400
+        killed: list[str] = []
+
+        def kill_one_mid_run() -> bool:
+            # A worker whose run checkpointed an epoch and is training the next.
+            owners = {t.user_attrs["label"]: t.user_attrs.get("worker", {}).get("pid")
+                      for t in trials(study, (TrialState.RUNNING,))}
+            for run in store.list_runs(group_id=gid, status="running"):
+                pid = owners.get(run["name"])
+                if run["epochs_done"] >= 1 and pid and \
+                        (shared / run["id"] / "last.pt").exists():
+                    host = next(h for h, p in procs.items() if p.pid == pid)
+                    os.kill(pid, signal.SIGKILL)
+                    procs[host].wait(30)
+                    killed.append(host)
+                    return True
+            return False
+
+        _wait("a worker mid-run", kill_one_mid_run, deadline, procs)
+        _wait("the comparison to end", lambda: store.get_group(gid)["status"] != "running",
+              deadline, procs)
+        for host, proc in procs.items():
+            expected = -signal.SIGKILL if host in killed else 0
+            assert proc.wait(120) == expected, (host, (tmp_path / f"{host}.log").read_text())
+    finally:
+        _kill_all(procs)
+    assert store.get_group(gid)["status"] == "completed"
+    runs = store.list_runs(group_id=gid)
+    done = {r["name"]: r for r in runs if r["status"] == "completed"}
+    assert len(done) == 4 and not [r for r in runs if r["status"] in ("running", "failed")]
+    logs = [(shared / r["id"] / "train.log").read_text() for r in done.values()]
+    assert any("resumed after epoch" in log for log in logs)  # the killed run went on
+    requeued = [t for t in trials(study) if orphaned(t)]
+    assert [t.user_attrs["worker"]["host"] for t in requeued] == killed
+    # The same numbers as the comparison run here, in one process on a SQLite store.
+    local = subprocess.run([EXE, "compare", *flags, "--store", str(tmp_path / "local.db"),
+                            "--json"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    for run in json.loads(local.stdout)["runs"]:
+        assert done[run["name"]]["metrics"]["test_accuracy"] == \
+            run["metrics"]["test_accuracy"], run["name"]

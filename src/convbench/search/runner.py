@@ -58,7 +58,7 @@ from .storage import (
 )
 from .summary import collect
 from .trials import bounds_of
-from .worker import WorkerSpec, host_name
+from .worker import WorkerSpec, host_name, is_queued
 from .worker import loop as worker_loop
 
 __all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "search", "work"]
@@ -253,6 +253,20 @@ def find_search(store: Store, ident: str, option: str = "--resume") -> dict:
     return hits[0]
 
 
+def find_work(store: Store, ident: str) -> dict:
+    """The search or queued comparison (``convbench compare --workers 0``) that ``ident``
+    names, for ``convbench worker --group``."""
+    try:
+        return find_search(store, ident, option="--group")
+    except StoreError as no_search:
+        queued = [g for g in store.list_groups() if g["kind"] != "search" and is_queued(g)
+                  and (g["id"].startswith(ident) or g.get("name") == ident)]
+        if len(queued) != 1:
+            raise StoreError(str(no_search).replace(
+                "matches no search", "matches no search or queued comparison")) from None
+        return queued[0]
+
+
 def _load_spec(space: Any, overrides: list[str] | None) -> sp.SearchSpec:
     if isinstance(space, sp.SearchSpec):
         return space
@@ -287,9 +301,10 @@ def _check_options(workers: int, audit_sample: int | None, time_budget_s: float 
                           "out for no time limit.")
 
 
-def _artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
-    """A small file in the artifacts folder naming the search: a worker whose ``--artifacts``
-    lacks it does not share this folder (other machine, missing mount) and says so."""
+def artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
+    """A small file in the artifacts folder naming the group (a search or a queued
+    comparison): a worker whose ``--artifacts`` lacks it does not share this folder (other
+    machine, missing mount) and says so."""
     name = f".convbench/search-{gid}"
     path = store.artifacts_root / name
     if create:
@@ -370,7 +385,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     store.update_group(gid, status="running", metrics={
         "audit": audit_on, "audit_sample": sample, "time_budget_s": budget, "workers": workers,
         "threads": threads, "elapsed_s": used, "segment_started": time.time(),
-        "deadline_at": deadline, **_artifacts_marker(store, gid, create=not resume)})
+        "deadline_at": deadline, **artifacts_marker(store, gid, create=not resume)})
     storage = open_storage(store)
     if store.url.startswith("sqlite"):
         # One machine and no worker running: every RUNNING trial is a killed worker's.

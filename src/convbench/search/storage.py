@@ -47,7 +47,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_S = int(os.environ.get("CONVBENCH_HEARTBEAT_S") or 15)
 GRACE_S = int(os.environ.get("CONVBENCH_GRACE_S") or 60)
 # Attributes of a trial that a re-queued copy keeps (the rest is redone).
-KEPT_ATTRS = ("key", "lr_bounds", "early", "group", "slot", "round", "seeds")
+# A queued comparison's trial is its ``job`` (which run) and ``label`` (the run's name).
+KEPT_ATTRS = ("key", "lr_bounds", "early", "group", "slot", "round", "seeds", "job", "label")
 
 
 def quiet_optuna() -> None:
