@@ -131,6 +131,7 @@ def train(
         ),
     ] = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -158,7 +159,7 @@ def train(
             },
             sets,
         )
-    s = _store(store)
+    s = _store(store, artifacts=artifacts)
     try:
         run = run_training(cfg, store=s, quiet=quiet or as_json, resume=resume)
     except (KeyboardInterrupt, Stopped) as stop:
@@ -880,6 +881,7 @@ def worker_cmd(
 
       convbench worker --store postgresql://me:pw@db.lab/runs --artifacts /mnt/shared/cb
     """
+    from .compare import queued_kinds
     from .search.runner import find_work, work
     from .search.worker import WorkerSpec, host_name
     from .training.lifecycle import Stopped, stop_on_signals
@@ -893,14 +895,14 @@ def worker_cmd(
     s.check_artifacts()
     gid = find_work(s, group)["id"] if group else None
     say = (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
-    say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts_root}"
+    say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts.location}"
         + (f", group {gid}" if gid else ", every open search and queued comparison"))
-    spec = WorkerSpec(s.url, str(s.artifacts_root), group=gid, max_trials=max_trials,
+    spec = WorkerSpec(s.url, s.artifacts.location, group=gid, max_trials=max_trials,
                       until_empty=until_empty, follow=gid is not None and not until_empty,
                       quiet=quiet)
     try:
         with stop_on_signals():
-            ran = work(spec)
+            ran = work(spec, queued_kinds())
     except (KeyboardInterrupt, Stopped):
         err.print("Stopped. The trial this worker ran is back in the queue; its run resumes "
                   "from its last checkpoint on whichever worker claims it.", markup=False)

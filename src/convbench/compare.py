@@ -297,6 +297,16 @@ def _queue(store: Store, group_id: str, kind_name: str, configs: list[dict]) -> 
                   "errors": []})
 
 
+def queued_kinds() -> dict[str, Any]:
+    """What ``convbench worker`` needs to serve queued comparisons of both run kinds."""
+    from .search.worker import QueuedKind
+
+    kind = QueuedKind(QUEUE_PHASE, advance_queued,
+                      lambda store, gid, trial: run_queued(store, gid,
+                                                           int(trial.user_attrs["job"])))
+    return {RUN_KINDS.get(name)().group_kind: kind for name in RUN_KINDS.names()}
+
+
 def run_queued(store: Store, group_id: str, job: int) -> float:
     """Train (or resume, or find finished) run number ``job`` of a queued comparison; its
     test accuracy (box AP for a detector) is the trial's value. A failed run raises."""

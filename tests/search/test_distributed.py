@@ -3,6 +3,7 @@ real PostgreSQL server: queued with ``--workers 0``, drained by ``convbench work
 two are SIGKILLed mid-trial and one joins late — every trial completes exactly once, with the
 numbers of a single-worker run — plus the refusals and bad inputs of ``convbench worker``."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from pg import postgres_server, postgres_url  # noqa: E402, F401
+from pg import PASSWORD, postgres_server, postgres_url  # noqa: E402, F401
 
 EXE = os.path.join(os.path.dirname(sys.executable), "convbench")
 # Beat every second, re-queue after 4 s without one: a dead worker's trial comes back fast.
@@ -40,7 +41,10 @@ def _grid(space):
 
 
 def _start(url, gid, host, shared, tmp_path, *options):
-    env = {**os.environ, **FAST, "CONVBENCH_HOST": host}
+    """A worker as on another machine: its own host name and artifacts cache (used when
+    ``shared`` is a URL)."""
+    env = {**os.environ, **FAST, "CONVBENCH_HOST": host,
+           "CONVBENCH_ARTIFACTS_CACHE": str(tmp_path / f"cache-{host}")}
     log = open(tmp_path / f"{host}.log", "w")  # noqa: SIM115 (closed with the process)
     return subprocess.Popen([EXE, "worker", "--store", url, "--group", gid,
                              "--artifacts", str(shared), *options], cwd=tmp_path, env=env,
@@ -196,7 +200,12 @@ def test_bad_worker_inputs_are_one_line_errors(cli, postgres_url, tmp_path):  # 
         (["--store", postgres_url, "--group", "nosuch"], "matches no search"),
         (["--store", postgres_url, "--artifacts", str(blocked / "sub")],
          "Cannot write to the artifacts folder"),
-    ]:
+        (["--store", postgres_url, "--artifacts", f"file://{blocked}/sub"],
+         "Cannot write to the artifacts location"),
+        (["--store", postgres_url, "--artifacts", "nosuch://bucket/cb"], "Protocol not known"),
+    ] + ([] if importlib.util.find_spec("s3fs") else [  # s3fs absent: say what to install
+        (["--store", postgres_url, "--artifacts", "s3://bucket/cb"], "s3fs"),
+    ]):
         proc = cli("worker", *args, "--until-empty", timeout=120)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -325,9 +334,12 @@ def test_a_comparison_queued_for_workers_survives_a_kill_and_matches_a_local_one
         postgres_url, tmp_path):  # noqa: F811
     flags = ["--dataset", "digits", "--models", "B2FL4,B2FL8", "--seeds", "0,1", "--epochs", "3",
              "--set", "train.threads=1", "--set", "measure.cost=false"]
+    # The artifacts as an fsspec URL: each worker trains in a cache of its own, so the killed
+    # run's checkpoint reaches the other worker only through the URL.
     shared = tmp_path / "shared"
+    url = f"file://{shared}"
     queued = subprocess.run([EXE, "compare", *flags, "--workers", "0", "--store", postgres_url,
-                             "--artifacts", str(shared), "--json"],
+                             "--artifacts", url, "--json"],
                             cwd=tmp_path, capture_output=True, text=True, check=True)
     answer = json.loads(queued.stdout)
     assert answer["status"] == "queued" and answer["waiting"] == 4
@@ -335,7 +347,7 @@ def test_a_comparison_queued_for_workers_survives_a_kill_and_matches_a_local_one
     store = Store(postgres_url, artifacts=shared)
     storage = open_storage(store, create=False)
     study = get_study(storage, gid, "compare")
-    procs = {h: _start(postgres_url, gid, h, shared, tmp_path) for h in ("host-a", "host-b")}
+    procs = {h: _start(postgres_url, gid, h, url, tmp_path) for h in ("host-a", "host-b")}
     try:
         deadline = time.time() + 400
         killed: list[str] = []
@@ -369,6 +381,8 @@ def test_a_comparison_queued_for_workers_survives_a_kill_and_matches_a_local_one
     assert len(done) == 4 and not [r for r in runs if r["status"] in ("running", "failed")]
     logs = [(shared / r["id"] / "train.log").read_text() for r in done.values()]
     assert any("resumed after epoch" in log for log in logs)  # the killed run went on
+    assert {r["metrics"]["artifacts_at"] for r in done.values()} == \
+        {f"{url}/{r['id']}" for r in done.values()}
     requeued = [t for t in trials(study) if orphaned(t)]
     assert [t.user_attrs["worker"]["host"] for t in requeued] == killed
     # The same numbers as the comparison run here, in one process on a SQLite store.
@@ -377,3 +391,41 @@ def test_a_comparison_queued_for_workers_survives_a_kill_and_matches_a_local_one
     for run in json.loads(local.stdout)["runs"]:
         assert done[run["name"]]["metrics"]["test_accuracy"] == \
             run["metrics"]["test_accuracy"], run["name"]
+
+
+@pytest.mark.postgres
+def test_a_wrong_password_is_one_line_and_the_right_one_gets_in(
+        cli, postgres_server, postgres_url, tmp_path):  # noqa: F811
+    database = postgres_url.rsplit("/", 1)[1]
+    wrong = postgres_server.password_url(database, "wrong-pw")
+    proc = cli("worker", "--store", wrong, "--until-empty", "--artifacts", str(tmp_path / "a"),
+               timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "password authentication failed" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "wrong-pw" not in proc.stderr
+    assert not (tmp_path / "a").exists()  # nothing written before the store was reached
+    right = postgres_server.password_url(database, PASSWORD)
+    proc = cli("worker", "--store", right, "--until-empty", "--artifacts", str(tmp_path / "a"),
+               timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.postgres
+def test_a_store_from_a_newer_convbench_is_refused_by_the_worker(cli, postgres_url, tmp_path):  # noqa: F811
+    import sqlalchemy as sa
+
+    store = Store(postgres_url, artifacts=tmp_path / "a")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("update convbench_info set value = '99' where key = 'schema_version'"))
+    store.close()
+    proc = cli("worker", "--store", postgres_url, "--until-empty", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "newer convbench" in proc.stderr and "Upgrade convbench" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:  # the store as it was: no table, no row added
+        assert conn.execute(sa.text("select value from convbench_info")).scalar_one() == "99"
+        assert conn.execute(sa.text("select count(*) from groups")).scalar_one() == 0
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert not {"studies", "trials"} & tables  # Optuna's tables were not created either

@@ -58,7 +58,7 @@ from .storage import (
 )
 from .summary import collect
 from .trials import bounds_of
-from .worker import WorkerSpec, host_name, is_queued
+from .worker import QueuedKind, WorkerSpec, host_name, is_queued
 from .worker import loop as worker_loop
 
 __all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "search", "work"]
@@ -82,10 +82,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def work(spec: WorkerSpec) -> int:
-    """One worker (:mod:`.worker`) with this module's phase rules; returns the trials it ran.
-    ``convbench worker`` and each local process of ``--workers N`` call this."""
-    return worker_loop(spec, advance)
+def work(spec: WorkerSpec, others: dict[str, QueuedKind] | None = None) -> int:
+    """One worker (:mod:`.worker`) with this module's phase rules (and ``others``: queued
+    comparisons, for ``convbench worker``); returns the trials it ran. ``convbench worker``
+    and each local process of ``--workers N`` call this."""
+    return worker_loop(spec, advance, others)
 
 
 def _local_worker(spec: WorkerSpec, parent: int) -> None:
@@ -306,15 +307,9 @@ def artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
     comparison): a worker whose ``--artifacts`` lacks it does not share this folder (other
     machine, missing mount) and says so."""
     name = f".convbench/search-{gid}"
-    path = store.artifacts_root / name
     if create:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{host_name()}:{store.artifacts_root}\n")
-        except OSError as exc:
-            raise SearchError(f"Cannot write to the artifacts folder {store.artifacts_root} "
-                              f"({exc.strerror}): give a writable --artifacts folder.") from exc
-    return {"artifacts": str(store.artifacts_root), "artifacts_marker": name,
+        store.artifacts.write_text(name, f"{host_name()}:{store.artifacts.location}\n")
+    return {"artifacts": store.artifacts.location, "artifacts_marker": name,
             "artifacts_host": host_name()}
 
 
@@ -357,10 +352,10 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         spec = sp.parse(group["config"]["spec"], source=f"search {gid}")
         meta = group.get("metrics") or {}
         if meta.get("artifacts_marker") and \
-                not (store.artifacts_root / meta["artifacts_marker"]).exists():
+                not store.artifacts.exists(meta["artifacts_marker"]):
             raise SearchError(f"Search {gid} keeps its checkpoints in {meta['artifacts']} (on "
-                              f"{meta.get('artifacts_host')}); this store's artifacts folder "
-                              f"is {store.artifacts_root}: pass --artifacts with that folder.")
+                              f"{meta.get('artifacts_host')}); this store's artifacts are "
+                              f"{store.artifacts.location}: pass --artifacts with that place.")
         say(f"resuming search {gid}")
     else:
         spec = _load_spec(space, overrides)
@@ -399,7 +394,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
             queued = sum(waiting(get_study(storage, gid, p)) for p in PHASES)
             return Group({**load_group(store, gid), "status": "queued", "waiting": queued})
         say(f"{workers} worker(s) on {queued_text(storage, gid)}")
-        local = WorkerSpec(store.url, str(store.artifacts_root), group=gid, follow=True,
+        local = WorkerSpec(store.url, store.artifacts.location, group=gid, follow=True,
                            deadline=deadline, quiet=quiet)
         try:
             with stop_on_signals():

@@ -16,8 +16,9 @@ but the database. A worker
 
 A comparison queued with ``convbench compare --workers 0`` is the same queue: one study
 (phase ``compare``) with one trial per run, claimed, heartbeaten and re-queued the same way;
-only what a trial does (:func:`~convbench.compare.run_queued`) and when the group is done
-(:func:`~convbench.compare.advance_queued`) are the comparison's.
+only what a trial does and when the group is done are the comparison's, given to the worker
+as a :class:`QueuedKind` (``convbench.compare.queued_kinds``: the comparison module sits
+beside this one, so it is handed in rather than imported).
 
 >>> spec = WorkerSpec("postgresql://me@db/runs", until_empty=True)      # doctest: +SKIP
 >>> loop(spec, advance)                                                 # doctest: +SKIP
@@ -43,6 +44,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from ..atomic import DiskFull
 from ..errors import ConvbenchError
 from ..store import Store
 from ..store.database import is_disconnect
@@ -176,6 +178,17 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@dataclass(frozen=True)
+class QueuedKind:
+    """How workers serve queued groups of a kind other than a search: the phase (study) its
+    trials wait in, ``advance`` (``"open"`` while work waits or runs, else the group's final
+    status, recorded) and ``run(store, group_id, trial)`` → the trial's value."""
+
+    phase: str
+    advance: Advance
+    run: Callable[[Store, str, optuna.Trial], float]
+
+
 def is_queued(group: dict) -> bool:
     """Whether workers serve ``group``: a search, or a comparison queued for workers."""
     return group["kind"] == "search" or "queue" in (group.get("metrics") or {})
@@ -186,42 +199,37 @@ class _Searches:
     studies (one sampler and pruner per search and phase, made once)."""
 
     def __init__(self, store: Store, storage: Any, w: WorkerSpec, salt: int,
-                 advance: Advance):
+                 advance: Advance, others: dict[str, QueuedKind]):
         self.store, self.storage, self.w, self.salt = store, storage, w, salt
-        self._advance_search = advance
+        self._advance_search, self.others = advance, others
         self.specs: dict[str, sp.SearchSpec] = {}
         self.studies: dict[tuple[str, str], optuna.Study] = {}
         self.told: set[str] = set()
-        self.compares: set[str] = set()
+        self.kinds: dict[str, QueuedKind] = {}  # group id → its kind, for groups not searches
 
     def open_ids(self) -> list[str]:
         if self.w.group:
             return [self.w.group]
         groups = self.store.list_groups()
         return [g["id"] for g in reversed(groups)  # oldest first
-                if g["status"] == "running" and is_queued(g)]
+                if g["status"] == "running" and is_queued(g)
+                and (g["kind"] == "search" or g["kind"] in self.others)]
 
     def phases(self, group: dict) -> tuple[str, ...]:
         if group["kind"] == "search":
             return PHASES
-        self.compares.add(group["id"])
-        from ..compare import QUEUE_PHASE
-
-        return (QUEUE_PHASE,)
+        self.kinds[group["id"]] = self.others[group["kind"]]
+        return (self.kinds[group["id"]].phase,)
 
     def advance(self, gid: str) -> str:
-        if gid in self.compares:
-            from ..compare import advance_queued
-
-            return advance_queued(self.store, self.storage, gid)
+        if gid in self.kinds:
+            return self.kinds[gid].advance(self.store, self.storage, gid)
         return self._advance_search(self.store, self.storage, gid)
 
     def execute(self, gid: str, phase: str, trial: optuna.Trial, threads: int | None) -> float:
-        """Run the claimed trial: a search's (:func:`~.trials.execute`) or a comparison's."""
-        if gid in self.compares:
-            from ..compare import run_queued
-
-            return run_queued(self.store, gid, int(trial.user_attrs["job"]))
+        """Run the claimed trial: a search's (:func:`~.trials.execute`) or another kind's."""
+        if gid in self.kinds:
+            return self.kinds[gid].run(self.store, gid, trial)
         # Runs train silently (progress bars of parallel runs would garble); ``quiet`` is
         # for the one line per finished trial.
         return execute(Context(self.store, self.spec(gid), gid, phase, threads, quiet=True),
@@ -234,7 +242,7 @@ class _Searches:
         return self.specs[gid]
 
     def study(self, gid: str, phase: str) -> optuna.Study:
-        if (gid, phase) not in self.studies and gid in self.compares:
+        if (gid, phase) not in self.studies and gid in self.kinds:
             self.studies[gid, phase] = get_study(self.storage, gid, phase)
         if (gid, phase) not in self.studies:
             spec = self.spec(gid)
@@ -256,25 +264,26 @@ class _Searches:
         if self.w.deadline is not None and time.time() >= self.w.deadline:
             return False
         marker = meta.get("artifacts_marker")
-        if marker and not (self.store.artifacts_root / marker).exists():
+        if marker and not self.store.artifacts.exists(marker):
             if gid not in self.told:
                 self.told.add(gid)
                 _say(False, f"group {gid} keeps its checkpoints in {meta.get('artifacts')} "
                             f"(on {meta.get('artifacts_host')}), which this worker does not "
-                            f"reach as {self.store.artifacts_root}: skipping it. Start the "
-                            "worker with --artifacts pointing at that shared folder.")
+                            f"reach as {self.store.artifacts.location}: skipping it. Start "
+                            "the worker with --artifacts pointing at that shared place.")
             return False
         return True
 
 
-def loop(w: WorkerSpec, advance: Advance) -> int:
-    """Claim and run trials as ``w`` says; returns how many this worker ran."""
+def loop(w: WorkerSpec, advance: Advance, others: dict[str, QueuedKind] | None = None) -> int:
+    """Claim and run trials as ``w`` says (of searches, whose phases ``advance`` moves on,
+    and of the queued groups whose kinds ``others`` maps); returns how many this worker ran."""
     store = Store(w.store_url, artifacts=w.artifacts)
     storage = open_storage(store, create=w.group is None)
     me = {"host": host_name(), "pid": os.getpid()}
     key = f"{me['host']}/{me['pid']}"
     salt = (w.index + 1) if w.index is not None else zlib.crc32(key.encode()) % 997 + 1
-    searches = _Searches(store, storage, w, salt, advance)
+    searches = _Searches(store, storage, w, salt, advance, others or {})
     done = 0
 
     def report(gid: str, state: str, trial: str | None = None) -> None:
@@ -380,7 +389,7 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
         outcome = ("repeated", same)
     except Abandoned:
         outcome = ("abandoned", None)
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, Stopped, DiskFull):
         # Back in the queue now, for any worker (its runs are stopped, resumable); a second
         # Ctrl-C or SIGTERM must not cut this short.
         with _signals_ignored():

@@ -107,19 +107,23 @@ def is_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def artifacts_root(url: sa.URL) -> Path:
-    """The folder that holds one sub-folder of files per run.
+def artifacts_location(url: sa.URL) -> str:
+    """Where the runs' files go when no ``--artifacts`` is given: a folder, or an fsspec URL
+    (see :mod:`convbench.store.artifacts`).
 
     SQLite: ``<db stem>-artifacts/`` beside the database file, so each database keeps its
     own files.  PostgreSQL: ``$CONVBENCH_ARTIFACTS`` or ``./convbench-runs/artifacts``.
 
-    >>> artifacts_root(resolve_url("/data/runs.db"))
-    PosixPath('/data/runs-artifacts')
+    >>> artifacts_location(resolve_url("/data/runs.db"))
+    '/data/runs-artifacts'
     """
     if is_sqlite(url):
         db = Path(url.database or "")
-        return db.parent / f"{db.stem}-artifacts"
-    return Path(os.environ.get(ENV_ARTIFACTS) or DEFAULT_ARTIFACTS).expanduser().absolute()
+        return str(db.parent / f"{db.stem}-artifacts")
+    env = os.environ.get(ENV_ARTIFACTS)
+    if env and "://" in env:
+        return env
+    return str(Path(env or DEFAULT_ARTIFACTS).expanduser().absolute())
 
 
 def make_engine(url: sa.URL) -> sa.Engine:

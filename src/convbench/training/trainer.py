@@ -104,6 +104,8 @@ class Trainer:
             "state": self.state.__dict__,
             "task": self.task.state_dict(),
         })
+        # Artifacts at a URL: the checkpoint is where another machine can resume from.
+        self.store.artifacts.push(self.run_id)
 
     def restore(self) -> bool:
         """Continue from the run's last checkpoint; False, changing nothing, when there is
