@@ -386,7 +386,8 @@ def runs_groups(
 ):
     """List comparisons, searches and LR range tests, newest first: their ids give
     `convbench report ID`."""
-    groups = _store(store, existing=True).list_groups(kind=kind)
+    s = _store(store, existing=True)
+    groups = s.list_groups(kind=kind)
     if as_json:
         return print_json(groups)
     table = Table("id", "kind", "name", "status", "runs", "created")
@@ -395,6 +396,13 @@ def runs_groups(
                       str(len(g.get("run_ids") or [])), (g.get("created_at") or "")[:19])
     out.print(table if groups else "No comparisons or searches yet. Start one with "
               "`convbench compare`.")
+    # Searches and queued comparisons still running: what each worker is doing.
+    from .search.status import search_status
+    from .search.worker import is_queued
+
+    for g in groups:
+        if g["status"] == "running" and is_queued(g) and (g.get("metrics") or {}).get("workers"):
+            _print_status(search_status(s, g["id"]))
 
 
 def _quality(metrics: dict) -> str:
@@ -842,12 +850,21 @@ def search_cmd(
 
 def _show_status(s: Any, ident: str, as_json: bool) -> None:
     from .search.runner import find_search
-    from .search.status import STATES, search_status
+    from .search.status import search_status
 
     status = search_status(s, find_search(s, ident, option="--status")["id"])
     if as_json:
         return print_json(status)
-    out.print(f"[bold]search {status['id']}[/] {status.get('name') or ''} — {status['status']}")
+    _print_status(status)
+    return None
+
+
+def _print_status(status: dict) -> None:
+    """A search's or queued comparison's trials per phase and state, and its workers."""
+    from .search.status import STATES
+
+    out.print(f"[bold]{status['kind']} {status['id']}[/] {status.get('name') or ''} — "
+              f"{status['status']}")
     table = Table("phase", *STATES)
     for phase, counts in [*status["phases"].items(), ("all", status["totals"])]:
         table.add_row(phase, *(str(counts[k]) for k in STATES))
@@ -857,7 +874,6 @@ def _show_status(s: Any, ident: str, as_json: bool) -> None:
         workers.add_row(str(w.get("host")), str(w.get("pid")), str(w.get("state")),
                         str(w.get("trial") or "-"), str(w.get("heartbeat") or "-"))
     out.print(workers if status["workers"] else "No worker has taken a trial yet.")
-    return None
 
 
 @app.command("worker")

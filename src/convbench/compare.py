@@ -279,13 +279,10 @@ def compare(
 
 # ----- a comparison queued for `convbench worker` (the search's queue and workers) ----------
 
-QUEUE_PHASE = "compare"  # the Optuna study of a queued comparison's runs
-
-
 def _queue(store: Store, group_id: str, kind_name: str, configs: list[dict]) -> Group:
     """Queue one trial per run in the group's study; workers claim them like search trials."""
     from .search.runner import artifacts_marker
-    from .search.storage import enqueue, get_study, open_storage
+    from .search.storage import QUEUE_PHASE, enqueue, get_study, open_storage
 
     study = get_study(open_storage(store), group_id, QUEUE_PHASE)
     for index, config in enumerate(configs):
@@ -299,6 +296,7 @@ def _queue(store: Store, group_id: str, kind_name: str, configs: list[dict]) -> 
 
 def queued_kinds() -> dict[str, Any]:
     """What ``convbench worker`` needs to serve queued comparisons of both run kinds."""
+    from .search.storage import QUEUE_PHASE
     from .search.worker import QueuedKind
 
     kind = QueuedKind(QUEUE_PHASE, advance_queued,
@@ -329,7 +327,7 @@ def advance_queued(store: Store, storage: Any, group_id: str) -> str:
     comparison ``completed`` (``failed`` when a run failed) and return that status."""
     from optuna.trial import TrialState
 
-    from .search.storage import get_study, orphaned, trials
+    from .search.storage import QUEUE_PHASE, get_study, orphaned, trials
 
     with store.exclusive(f"compare-{group_id}"):
         group = store.get_group(group_id)

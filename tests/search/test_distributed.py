@@ -429,3 +429,26 @@ def test_a_store_from_a_newer_convbench_is_refused_by_the_worker(cli, postgres_u
         tables = set(sa.inspect(conn).get_table_names())
     engine.dispose()
     assert not {"studies", "trials"} & tables  # Optuna's tables were not created either
+
+
+@pytest.mark.postgres
+def test_runs_groups_shows_each_worker_of_a_running_queue(cli, postgres_url, tmp_path):  # noqa: F811
+    shared = tmp_path / "shared"
+    queued = cli("compare", "--dataset", "digits", "--models", "B2FL4", "--seeds", "0,1",
+                 "--epochs", "3", "--set", "train.threads=1", "--set", "measure.cost=false",
+                 "--workers", "0", "--store", postgres_url, "--artifacts", str(shared),
+                 "--json", check=True)
+    gid = json.loads(queued.stdout)["id"]
+    store = Store(postgres_url, artifacts=shared)
+    procs = {"host-a": _start(postgres_url, gid, "host-a", shared, tmp_path)}
+    try:
+        _wait("host-a to train a run", lambda: store.list_runs(group_id=gid, status="running"),
+              time.time() + 300, procs)
+        os.kill(procs["host-a"].pid, signal.SIGSTOP)  # its status line stays as it is now
+        shown = cli("runs", "groups", "--store", postgres_url, check=True).stdout
+    finally:
+        _kill_all(procs)
+    assert f"compare {gid}" in shown
+    line = next(line for line in shown.splitlines() if "host-a" in line)
+    assert str(procs["host-a"].pid) in line and "running" in line and "compare #" in line
+    assert "UTC" in shown and "waiting" in shown  # last heartbeat; trials per state

@@ -41,6 +41,7 @@ from ..store import Store
 from ..store.database import BUSY_TIMEOUT_MS, pg_connect_args, resolve_url
 
 PHASES = ("screen", "train", "audit")
+QUEUE_PHASE = "compare"  # the one study of a comparison queued for workers
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Seconds between heartbeats of a running trial, and without one before another worker puts
 # the trial back in the queue. The environment variables shorten them for tests and drills.
