@@ -31,6 +31,7 @@ from .errors import ConfigError, ConvbenchError
 from .registry import Registry
 from .results import Group, in_planned_order, load_group
 from .store import Store
+from .store.database import resolve_url
 from .training.device import available_cores
 
 DataIssues = Callable[[list[str]], None]
@@ -216,11 +217,9 @@ def compare(
     """
     kind_name = _kind_name(base, kind)
     run_kind = RUN_KINDS.get(kind_name)()
-    store = store if isinstance(store, Store) else Store(store)
-    if workers < 0 or (workers == 0 and store.url.startswith("sqlite")):
+    if workers < 0:
         raise ConfigError(f"--workers {workers}: give 1 or more local workers, or 0 to only "
-                          "queue the runs for `convbench worker` on other machines (that needs "
-                          "a PostgreSQL store, --store postgresql://…).")
+                          "queue the runs for `convbench worker` on other machines.")
     sets = _variant_sets(variants, models, run_kind.model_key)
     if not sets:
         raise ConvbenchError("Nothing to compare: pass --models a,b,c (see `convbench models`) "
@@ -246,6 +245,12 @@ def compare(
                 [f"train.threads={threads}"] if threads else []))
             run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
             configs.append(seeded.model_copy(update={"name": run_name}))
+    if queue_only and (store.url if isinstance(store, Store)
+                       else resolve_url(store).render_as_string()).startswith("sqlite"):
+        raise ConfigError("--workers 0 queues the runs for `convbench worker` on other "
+                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
+                          "with a SQLite file give --workers 1 or more.")
+    store = store if isinstance(store, Store) else Store(store)
     group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
         "models": list(dict.fromkeys(models or [s for s in variants or []
