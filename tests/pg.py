@@ -27,6 +27,9 @@ from pathlib import Path
 import pytest
 
 SUPERUSER = "postgres"
+# A role that must give its password (scram-sha-256 in pg_hba.conf; everyone else is
+# trusted), so that a wrong password really fails.
+PASSWORD_ROLE, PASSWORD = "convbench_pw", "right-pw"
 # initdb refuses to run as root; as root we run the server as this system user.
 SYSTEM_USER = "postgres"
 _PORT_ATTEMPTS = 3
@@ -51,6 +54,13 @@ class PostgresServer:
         """``postgresql://postgres@127.0.0.1:<port>/<database>`` (trust auth, no password)."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
+    def password_url(self, database: str, password: str) -> str:
+        """URL of ``database`` as :data:`PASSWORD_ROLE` with ``password`` (right or wrong);
+        the role may create tables in it."""
+        self._admin(f'GRANT ALL ON DATABASE "{database}" TO {PASSWORD_ROLE}')
+        self._admin(f"GRANT ALL ON SCHEMA public TO {PASSWORD_ROLE}", database)
+        return f"postgresql://{PASSWORD_ROLE}:{password}@{self.host}:{self.port}/{database}"
+
     def create_database(self) -> str:
         """Create an empty database with a fresh name and return the name."""
         name = f"test_{os.getpid()}_{next(self._names)}"
@@ -61,11 +71,11 @@ class PostgresServer:
         """Drop ``name``, closing any connection a test left open to it."""
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def _admin(self, sql: str) -> None:
+    def _admin(self, sql: str, database: str = "postgres") -> None:
         psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
         # CREATE/DROP DATABASE cannot run inside a transaction: autocommit.
         with psycopg.connect(
-            host=self.host, port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
+            host=self.host, port=self.port, user=SUPERUSER, dbname=database, autocommit=True
         ) as conn:
             conn.execute(sql)
 
@@ -104,12 +114,17 @@ def running_server() -> Iterator[PostgresServer]:
         data, log = root / "data", root / "server.log"
         initdb = ["-D", data, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--no-sync"]
         _run(prefix, root, bin_dir / "initdb", *initdb)
+        hba = data / "pg_hba.conf"  # first match wins: the password role's line goes first
+        hba.write_text(f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+                       + hba.read_text())
         port = _start(prefix, root, bin_dir / "pg_ctl", data, log)
         def ctl(*args: str) -> None:
             _run(prefix, root, bin_dir / "pg_ctl", "-D", data, "-l", log, *args)
 
         try:
-            yield PostgresServer(host="127.0.0.1", port=port, _ctl=ctl)
+            server = PostgresServer(host="127.0.0.1", port=port, _ctl=ctl)
+            server._admin(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+            yield server
         finally:
             _run(prefix, root, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
     finally:

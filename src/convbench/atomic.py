@@ -12,10 +12,35 @@ a CI artifact upload or a resumed run never reads a torn file).
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from .errors import ConvbenchError
+
+# Below this many free bytes after a failed write, a full disk is the likely cause (torch and
+# safetensors report ENOSPC as an opaque RuntimeError).
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+class DiskFull(ConvbenchError):
+    """A write failed because its folder's disk (or quota) is full; the file it was to
+    replace is intact."""
+
+
+def is_disk_full(err: BaseException, folder: str | Path) -> bool:
+    """Whether the failed write ``err`` in ``folder`` ran out of space."""
+    if isinstance(err, DiskFull):
+        return True
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 # mkstemp creates files readable by the owner only; the finished file gets the mode any new
 # file would (0o666 less the umask), so reports stay readable by others, as users expect.
@@ -35,10 +60,26 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except Exception as err:
+        if is_disk_full(err, path.parent):  # checked while the torn file still takes space
+            raise DiskFull(f"No space left in {path.parent} to write {path.name} (the last "
+                           "whole one is kept): free some space there.") from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def remove_leftovers(path: str | Path) -> int:
+    """Delete the temporary files that writes of ``path`` left when killed before their
+    rename (only the owner of ``path`` may call this: a live writer's file would go too);
+    returns how many."""
+    path = Path(path)
+    leftovers = list(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in leftovers:
+        tmp.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -131,6 +131,7 @@ def train(
         ),
     ] = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -158,7 +159,7 @@ def train(
             },
             sets,
         )
-    s = _store(store)
+    s = _store(store, artifacts=artifacts)
     try:
         run = run_training(cfg, store=s, quiet=quiet or as_json, resume=resume)
     except (KeyboardInterrupt, Stopped) as stop:
@@ -217,13 +218,16 @@ def compare(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(help="Train models in N parallel processes (cores are split between them)."),
+        typer.Option(help="Train models in N parallel processes (cores are split between them); "
+                          "0 only queues the runs in a PostgreSQL store for `convbench worker` "
+                          "on any machine (docs/distributed.md)."),
     ] = 1,
     name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write the HTML report here (+ .md, .csv, .json beside it).")
     ] = None,
     store: StoreOpt = None,
+    artifacts: ArtifactsOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -247,21 +251,23 @@ def compare(
     )
     names = _csv(models, "models") if models is not None else None
     variants = [parse_variant(v) for v in variant or []]
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1.")
     group = run_compare(
         base,
         variants,
         models=names,
         seeds=_csv(seeds, "seeds", int) or None,
         workers=workers,
-        store=_store(store),
+        store=_store(store, artifacts=artifacts),
         name=name,
         report=report,
         quiet=quiet or as_json,
     )
     if as_json:
         print_json(group)
+    elif group["status"] == "queued":
+        out.print(f"comparison {group['id']}: {group['waiting']} run(s) queued; run "
+                  f"`convbench worker --store URL --group {group['id']}` on each machine.",
+                  markup=False)
     else:
         # Variants of one model differ in more than the model: their run names tell them apart.
         named = ("variant",) if variants else ()
@@ -380,7 +386,8 @@ def runs_groups(
 ):
     """List comparisons, searches and LR range tests, newest first: their ids give
     `convbench report ID`."""
-    groups = _store(store, existing=True).list_groups(kind=kind)
+    s = _store(store, existing=True)
+    groups = s.list_groups(kind=kind)
     if as_json:
         return print_json(groups)
     table = Table("id", "kind", "name", "status", "runs", "created")
@@ -389,6 +396,13 @@ def runs_groups(
                       str(len(g.get("run_ids") or [])), (g.get("created_at") or "")[:19])
     out.print(table if groups else "No comparisons or searches yet. Start one with "
               "`convbench compare`.")
+    # Searches and queued comparisons still running: what each worker is doing.
+    from .search.status import search_status
+    from .search.worker import is_queued
+
+    for g in groups:
+        if g["status"] == "running" and is_queued(g) and (g.get("metrics") or {}).get("workers"):
+            _print_status(search_status(s, g["id"]))
 
 
 def _quality(metrics: dict) -> str:
@@ -836,12 +850,21 @@ def search_cmd(
 
 def _show_status(s: Any, ident: str, as_json: bool) -> None:
     from .search.runner import find_search
-    from .search.status import STATES, search_status
+    from .search.status import search_status
 
     status = search_status(s, find_search(s, ident, option="--status")["id"])
     if as_json:
         return print_json(status)
-    out.print(f"[bold]search {status['id']}[/] {status.get('name') or ''} — {status['status']}")
+    _print_status(status)
+    return None
+
+
+def _print_status(status: dict) -> None:
+    """A search's or queued comparison's trials per phase and state, and its workers."""
+    from .search.status import STATES
+
+    out.print(f"[bold]{status['kind']} {status['id']}[/] {status.get('name') or ''} — "
+              f"{status['status']}")
     table = Table("phase", *STATES)
     for phase, counts in [*status["phases"].items(), ("all", status["totals"])]:
         table.add_row(phase, *(str(counts[k]) for k in STATES))
@@ -851,14 +874,14 @@ def _show_status(s: Any, ident: str, as_json: bool) -> None:
         workers.add_row(str(w.get("host")), str(w.get("pid")), str(w.get("state")),
                         str(w.get("trial") or "-"), str(w.get("heartbeat") or "-"))
     out.print(workers if status["workers"] else "No worker has taken a trial yet.")
-    return None
 
 
 @app.command("worker")
 def worker_cmd(
     store: StoreOpt = None,
     group: Annotated[str | None, typer.Option(
-        help="Only this search (id, prefix or name) [default: every open search].")] = None,
+        help="Only this search or queued comparison (id, prefix or name) [default: every "
+        "open one].")] = None,
     max_trials: Annotated[int | None, typer.Option(
         help="Stop after running this many trials.", min=1)] = None,
     until_empty: Annotated[bool, typer.Option(
@@ -867,13 +890,15 @@ def worker_cmd(
     artifacts: ArtifactsOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-trial lines.")] = False,
 ):
-    """Join searches from this machine: claim waiting trials of open searches in a shared
+    """Join searches and comparisons from this machine: claim waiting trials of open searches
+    (and runs of comparisons queued with `convbench compare --workers 0`) in a shared
     PostgreSQL store, run them, and keep going; any number of workers on any number of
     machines (docs/distributed.md). Stop one with Ctrl-C: its trial goes back in the queue.
 
       convbench worker --store postgresql://me:pw@db.lab/runs --artifacts /mnt/shared/cb
     """
-    from .search.runner import find_search, work
+    from .compare import queued_kinds
+    from .search.runner import find_work, work
     from .search.worker import WorkerSpec, host_name
     from .training.lifecycle import Stopped, stop_on_signals
 
@@ -884,16 +909,16 @@ def worker_cmd(
             "(--store postgresql://user:password@host/db); a SQLite file serves one machine: "
             "there, use `convbench search ... --workers N`.")
     s.check_artifacts()
-    gid = find_search(s, group, option="--group")["id"] if group else None
+    gid = find_work(s, group)["id"] if group else None
     say = (lambda text: None) if quiet else (lambda text: err.print(text, markup=False))
-    say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts_root}"
-        + (f", search {gid}" if gid else ", every open search"))
-    spec = WorkerSpec(s.url, str(s.artifacts_root), group=gid, max_trials=max_trials,
+    say(f"worker {host_name()}/{os.getpid()} on {s!r}, artifacts in {s.artifacts.location}"
+        + (f", group {gid}" if gid else ", every open search and queued comparison"))
+    spec = WorkerSpec(s.url, s.artifacts.location, group=gid, max_trials=max_trials,
                       until_empty=until_empty, follow=gid is not None and not until_empty,
                       quiet=quiet)
     try:
         with stop_on_signals():
-            ran = work(spec)
+            ran = work(spec, queued_kinds())
     except (KeyboardInterrupt, Stopped):
         err.print("Stopped. The trial this worker ran is back in the queue; its run resumes "
                   "from its last checkpoint on whichever worker claims it.", markup=False)

@@ -28,7 +28,8 @@ ArtifactsOpt = Annotated[
     str | None,
     typer.Option(
         "--artifacts",
-        help="Folder for checkpoints, weights and plots that every worker reaches (NFS…) "
+        help="Folder for checkpoints, weights and plots that every worker reaches (NFS…), or "
+        "an fsspec URL such as s3://bucket/prefix (with s3fs installed) "
         "[env CONVBENCH_ARTIFACTS; SQLite default: beside the database]",
     ),
 ]

@@ -31,6 +31,7 @@ from .errors import ConfigError, ConvbenchError
 from .registry import Registry
 from .results import Group, in_planned_order, load_group
 from .store import Store
+from .store.database import resolve_url
 from .training.device import available_cores
 
 DataIssues = Callable[[list[str]], None]
@@ -216,6 +217,9 @@ def compare(
     """
     kind_name = _kind_name(base, kind)
     run_kind = RUN_KINDS.get(kind_name)()
+    if workers < 0:
+        raise ConfigError(f"--workers {workers}: give 1 or more local workers, or 0 to only "
+                          "queue the runs for `convbench worker` on other machines.")
     sets = _variant_sets(variants, models, run_kind.model_key)
     if not sets:
         raise ConvbenchError("Nothing to compare: pass --models a,b,c (see `convbench models`) "
@@ -226,6 +230,7 @@ def compare(
         check_report_path(report)  # a bad path fails now, not after hours of training
     cfg = run_kind.build(base)
     seeds = seeds or [cfg.train.seed]
+    queue_only = workers == 0
     workers = max(1, min(workers, len(sets) * len(seeds)))
     # Workers share the cores instead of each grabbing all of them.
     threads = max(1, available_cores() // workers) if workers > 1 else None
@@ -240,6 +245,11 @@ def compare(
                 [f"train.threads={threads}"] if threads else []))
             run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
             configs.append(seeded.model_copy(update={"name": run_name}))
+    if queue_only and (store.url if isinstance(store, Store)
+                       else resolve_url(store).render_as_string()).startswith("sqlite"):
+        raise ConfigError("--workers 0 queues the runs for `convbench worker` on other "
+                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
+                          "with a SQLite file give --workers 1 or more.")
     store = store if isinstance(store, Store) else Store(store)
     group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
@@ -247,6 +257,8 @@ def compare(
                                                  if isinstance(s, str)])),
         # Parallel workers create runs in any order; reports show them in this one.
         "run_names": [c.name for c in configs]})
+    if queue_only:
+        return _queue(store, group_id, kind_name, [c.model_dump(mode="json") for c in configs])
     jobs = [_Job(kind_name, c.model_dump(mode="json"), store.url, group_id,
                  quiet or workers > 1) for c in configs]
     from .training.lifecycle import Stopped
@@ -268,6 +280,73 @@ def compare(
                            write(group.runs, report, group=group, store=store,
                                  title=name).items()}
     return group
+
+
+# ----- a comparison queued for `convbench worker` (the search's queue and workers) ----------
+
+def _queue(store: Store, group_id: str, kind_name: str, configs: list[dict]) -> Group:
+    """Queue one trial per run in the group's study; workers claim them like search trials."""
+    from .search.runner import artifacts_marker
+    from .search.storage import QUEUE_PHASE, enqueue, get_study, open_storage
+
+    study = get_study(open_storage(store), group_id, QUEUE_PHASE)
+    for index, config in enumerate(configs):
+        enqueue(study, {}, {"job": index, "label": config["name"], "key": config["name"]})
+    store.update_group(group_id, status="running", metrics={
+        "queue": {"kind": kind_name, "jobs": configs},
+        **artifacts_marker(store, group_id, create=True)})
+    return Group({**load_group(store, group_id), "status": "queued", "waiting": len(configs),
+                  "errors": []})
+
+
+def queued_kinds() -> dict[str, Any]:
+    """What ``convbench worker`` needs to serve queued comparisons of both run kinds."""
+    from .search.storage import QUEUE_PHASE
+    from .search.worker import QueuedKind
+
+    kind = QueuedKind(QUEUE_PHASE, advance_queued,
+                      lambda store, gid, trial: run_queued(store, gid,
+                                                           int(trial.user_attrs["job"])))
+    return {RUN_KINDS.get(name)().group_kind: kind for name in RUN_KINDS.names()}
+
+
+def run_queued(store: Store, group_id: str, job: int) -> float:
+    """Train (or resume, or find finished) run number ``job`` of a queued comparison; its
+    test accuracy (box AP for a detector) is the trial's value. A failed run raises."""
+    queue = (store.get_group(group_id).get("metrics") or {})["queue"]
+    config = queue["jobs"][job]
+    if queue["kind"] == "train":
+        from .search.trials import train_or_resume
+
+        run = train_or_resume(store, group_id, config["name"], config)
+    else:  # a detector is trained again from the start after a kill
+        run = dict(RUN_KINDS.get(queue["kind"])().run(config, store, True, group_id, None))
+    if run["status"] != "completed":
+        raise ConvbenchError(f"{config['name']}: {run['status']}")
+    metrics = run.get("metrics") or {}
+    return float(metrics.get("test_accuracy") or metrics.get("box_AP") or 0.0)
+
+
+def advance_queued(store: Store, storage: Any, group_id: str) -> str:
+    """``"open"`` while runs of the queued comparison wait or run; once none does, record the
+    comparison ``completed`` (``failed`` when a run failed) and return that status."""
+    from optuna.trial import TrialState
+
+    from .search.storage import QUEUE_PHASE, get_study, orphaned, trials
+
+    with store.exclusive(f"compare-{group_id}"):
+        group = store.get_group(group_id)
+        if group["status"] != "running":
+            return group["status"]
+        study = get_study(storage, group_id, QUEUE_PHASE)
+        if trials(study, (TrialState.WAITING, TrialState.RUNNING)):
+            return "open"
+        errors = [t.user_attrs["error"] for t in trials(study, (TrialState.FAIL,))
+                  if not orphaned(t)]
+        runs = len(load_group(store, group_id).runs)
+        status = "completed" if runs and not errors else "failed"
+        store.update_group(group_id, status=status, metrics={"errors": errors, "runs": runs})
+        return status
 
 
 def _run_all(jobs: list[_Job], workers: int, tell: DataIssues, quiet: bool) -> list[str]:

@@ -294,3 +294,46 @@ def test_the_step_hook_reads_figures_only_when_asked_and_they_match_the_epoch_ro
         assert figures["acc"] == pytest.approx(row["train_accuracy"], rel=1e-6)
         assert figures["lr"] == pytest.approx(row["lr"], rel=1e-9)
     assert asked[2]["step"] == 2 and asked[2]["epoch"] == 1
+
+
+# `convbench train` in a process that SIGKILLs itself when its second checkpoint is written
+# to its temporary file, just before the rename (the kill the atomic write is there for).
+_KILLED_BEFORE_RENAME = """
+import os, signal, sys
+rename = os.replace
+def replace(src, dst, *args, **kwargs):
+    if str(dst).endswith("last.pt") and os.path.exists(dst):  # epoch 1's is there already
+        os.kill(os.getpid(), signal.SIGKILL)
+    return rename(src, dst, *args, **kwargs)
+os.replace = replace
+from convbench.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_kill_between_checkpoint_write_and_rename_then_resume_matches_uninterrupted(
+        tmp_path, cli):
+    args = ["train", "--dataset", "digits", "--model", "B2FL8", "--epochs", "3", "--seed", "0",
+            "--set", "train.threads=1", "--set", "measure.cost=false", "--quiet"]
+    killed = str(tmp_path / "killed.db")
+    proc = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_RENAME, *args, "--store", killed],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    store = Store(killed)
+    (run,) = store.list_runs()
+    assert run["status"] == "running"
+    run_dir = store.artifacts_root / run["id"]
+    assert [p.name for p in run_dir.glob(".last.pt.*.tmp")], "the kill left no temporary file"
+
+    resumed = json.loads(cli("train", "--resume", run["id"], "--store", killed, "--json",
+                             check=True).stdout)
+    clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
+                           check=True).stdout)
+    assert resumed["status"] == "completed"
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2, 3]
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy"):
+        assert resumed["metrics"][key] == clean["metrics"][key], key
+    assert [e["train_loss"] for e in resumed["epochs"]] == [
+        e["train_loss"] for e in clean["epochs"]]
+    # Nothing half-written is left behind: the resumed run removed the torn temporary file.
+    assert not list(run_dir.glob(".*.tmp"))

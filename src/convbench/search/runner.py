@@ -58,7 +58,7 @@ from .storage import (
 )
 from .summary import collect
 from .trials import bounds_of
-from .worker import WorkerSpec, host_name
+from .worker import QueuedKind, WorkerSpec, host_name, is_queued
 from .worker import loop as worker_loop
 
 __all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "search", "work"]
@@ -82,10 +82,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def work(spec: WorkerSpec) -> int:
-    """One worker (:mod:`.worker`) with this module's phase rules; returns the trials it ran.
-    ``convbench worker`` and each local process of ``--workers N`` call this."""
-    return worker_loop(spec, advance)
+def work(spec: WorkerSpec, others: dict[str, QueuedKind] | None = None) -> int:
+    """One worker (:mod:`.worker`) with this module's phase rules (and ``others``: queued
+    comparisons, for ``convbench worker``); returns the trials it ran. ``convbench worker``
+    and each local process of ``--workers N`` call this."""
+    return worker_loop(spec, advance, others)
 
 
 def _local_worker(spec: WorkerSpec, parent: int) -> None:
@@ -253,6 +254,20 @@ def find_search(store: Store, ident: str, option: str = "--resume") -> dict:
     return hits[0]
 
 
+def find_work(store: Store, ident: str) -> dict:
+    """The search or queued comparison (``convbench compare --workers 0``) that ``ident``
+    names, for ``convbench worker --group``."""
+    try:
+        return find_search(store, ident, option="--group")
+    except StoreError as no_search:
+        queued = [g for g in store.list_groups() if g["kind"] != "search" and is_queued(g)
+                  and (g["id"].startswith(ident) or g.get("name") == ident)]
+        if len(queued) != 1:
+            raise StoreError(str(no_search).replace(
+                "matches no search", "matches no search or queued comparison")) from None
+        return queued[0]
+
+
 def _load_spec(space: Any, overrides: list[str] | None) -> sp.SearchSpec:
     if isinstance(space, sp.SearchSpec):
         return space
@@ -287,19 +302,14 @@ def _check_options(workers: int, audit_sample: int | None, time_budget_s: float 
                           "out for no time limit.")
 
 
-def _artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
-    """A small file in the artifacts folder naming the search: a worker whose ``--artifacts``
-    lacks it does not share this folder (other machine, missing mount) and says so."""
+def artifacts_marker(store: Store, gid: str, create: bool) -> dict[str, Any]:
+    """A small file in the artifacts folder naming the group (a search or a queued
+    comparison): a worker whose ``--artifacts`` lacks it does not share this folder (other
+    machine, missing mount) and says so."""
     name = f".convbench/search-{gid}"
-    path = store.artifacts_root / name
     if create:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{host_name()}:{store.artifacts_root}\n")
-        except OSError as exc:
-            raise SearchError(f"Cannot write to the artifacts folder {store.artifacts_root} "
-                              f"({exc.strerror}): give a writable --artifacts folder.") from exc
-    return {"artifacts": str(store.artifacts_root), "artifacts_marker": name,
+        store.artifacts.write_text(name, f"{host_name()}:{store.artifacts.location}\n")
+    return {"artifacts": store.artifacts.location, "artifacts_marker": name,
             "artifacts_host": host_name()}
 
 
@@ -345,10 +355,10 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         spec = sp.parse(group["config"]["spec"], source=f"search {gid}")
         meta = group.get("metrics") or {}
         if meta.get("artifacts_marker") and \
-                not (store.artifacts_root / meta["artifacts_marker"]).exists():
+                not store.artifacts.exists(meta["artifacts_marker"]):
             raise SearchError(f"Search {gid} keeps its checkpoints in {meta['artifacts']} (on "
-                              f"{meta.get('artifacts_host')}); this store's artifacts folder "
-                              f"is {store.artifacts_root}: pass --artifacts with that folder.")
+                              f"{meta.get('artifacts_host')}); this store's artifacts are "
+                              f"{store.artifacts.location}: pass --artifacts with that place.")
         say(f"resuming search {gid}")
     else:
         spec = _load_spec(space, overrides)
@@ -373,7 +383,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     store.update_group(gid, status="running", metrics={
         "audit": audit_on, "audit_sample": sample, "time_budget_s": budget, "workers": workers,
         "threads": threads, "elapsed_s": used, "segment_started": time.time(),
-        "deadline_at": deadline, **_artifacts_marker(store, gid, create=not resume)})
+        "deadline_at": deadline, **artifacts_marker(store, gid, create=not resume)})
     storage = open_storage(store)
     if store.url.startswith("sqlite"):
         # One machine and no worker running: every RUNNING trial is a killed worker's.
@@ -387,7 +397,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
             queued = sum(waiting(get_study(storage, gid, p)) for p in PHASES)
             return Group({**load_group(store, gid), "status": "queued", "waiting": queued})
         say(f"{workers} worker(s) on {queued_text(storage, gid)}")
-        local = WorkerSpec(store.url, str(store.artifacts_root), group=gid, follow=True,
+        local = WorkerSpec(store.url, store.artifacts.location, group=gid, follow=True,
                            deadline=deadline, quiet=quiet)
         try:
             with stop_on_signals():

@@ -38,16 +38,18 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event
 
 from ..store import Store
-from ..store.database import BUSY_TIMEOUT_MS
+from ..store.database import BUSY_TIMEOUT_MS, pg_connect_args, resolve_url
 
 PHASES = ("screen", "train", "audit")
+QUEUE_PHASE = "compare"  # the one study of a comparison queued for workers
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Seconds between heartbeats of a running trial, and without one before another worker puts
 # the trial back in the queue. The environment variables shorten them for tests and drills.
 HEARTBEAT_S = int(os.environ.get("CONVBENCH_HEARTBEAT_S") or 15)
 GRACE_S = int(os.environ.get("CONVBENCH_GRACE_S") or 60)
 # Attributes of a trial that a re-queued copy keeps (the rest is redone).
-KEPT_ATTRS = ("key", "lr_bounds", "early", "group", "slot", "round", "seeds")
+# A queued comparison's trial is its ``job`` (which run) and ``label`` (the run's name).
+KEPT_ATTRS = ("key", "lr_bounds", "early", "group", "slot", "round", "seeds", "job", "label")
 
 
 def quiet_optuna() -> None:
@@ -101,7 +103,7 @@ def open_storage(store: Store, *, create: bool = True) -> RDBStorage:
     sqlite = store.url.startswith("sqlite")
     # PostgreSQL: test pooled connections first, so a server restart costs a reconnect.
     kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}} if sqlite else \
-        {"pool_pre_ping": True}
+        {"pool_pre_ping": True, "connect_args": pg_connect_args(resolve_url(store.url))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         storage = RDBStorage(store.url, engine_kwargs=kwargs, skip_table_creation=not create,

@@ -49,14 +49,19 @@ def run_name(label: str, phase: str, origin: int, seed: int) -> str:
     return f"{label} · {phase} #{origin} · s{seed}"
 
 
-def _find(ctx: Context, name: str) -> dict | None:
-    found = [r for r in ctx.store.list_runs(group_id=ctx.group_id)
+def find_run(store: Store, group_id: str, name: str) -> dict | None:
+    """The group's run called ``name`` (not one superseded by a fresh start), or None."""
+    found = [r for r in store.list_runs(group_id=group_id)
              if r["name"] == name and not (r.get("metrics") or {}).get("superseded")]
-    return ctx.store.get_run(found[0]["id"]) if found else None
+    return store.get_run(found[0]["id"]) if found else None
 
 
-def _supersede(ctx: Context, run: dict) -> None:
-    ctx.store.update(run["id"], status="stopped", metrics={"superseded": True}, ended=True)
+def _find(ctx: Context, name: str) -> dict | None:
+    return find_run(ctx.store, ctx.group_id, name)
+
+
+def _supersede(store: Store, run: dict) -> None:
+    store.update(run["id"], status="stopped", metrics={"superseded": True}, ended=True)
 
 
 def _extra(ctx: Context, fields: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +129,7 @@ def screen(ctx: Context, trial: optuna.Trial, point: Point, origin: int) -> dict
         name = run_name(label, "screen", origin, seed)
         run = _find(ctx, name)
         if run is not None and run["status"] != "completed":
-            _supersede(ctx, run)
+            _supersede(ctx.store, run)
             run = None
         if run is None:
             rule = ScreenStop(spec.screen, ref) if spec.screen.stops_early and seed == first \
@@ -186,22 +191,29 @@ def pruning_hook(trial: optuna.Trial, last_epoch: int) -> EpochHook:
     return hook
 
 
-def _train_or_resume(ctx: Context, name: str, cfg: Any, hook: EpochHook | None) -> dict:
-    run = _find(ctx, name)
+def train_or_resume(store: Store, group_id: str, name: str, cfg: Any,
+                    hook: EpochHook | None = None, quiet: bool = True) -> dict:
+    """Train the group's run ``name`` once, whoever asks how often: a finished one is
+    returned, an interrupted one resumed from its checkpoint, one killed before its first
+    checkpoint started over (queued trials and queued comparisons alike).
+
+    >>> train_or_resume(store, gid, "B2FL8-s0", cfg)["status"]     # doctest: +SKIP
+    'completed'
+    """
+    run = find_run(store, group_id, name)
     if run is not None:
         done = run["status"] in ("completed", "diverged") or run["metrics"].get("pruned")
         if done:
             return run
-        checkpoint = ctx.store.run_dir(run["id"]) / LAST
+        checkpoint = store.run_dir(run["id"]) / LAST
         if run["status"] in ("running", "stopped") and checkpoint.exists():
             for row in run.get("epochs") or []:  # the pruner sees the epochs already done
                 if hook is not None and hook(row["epoch"], row):
-                    ctx.store.update(run["id"], status="stopped", ended=True)
-                    return ctx.store.get_run(run["id"]) | {"status": "stopped"}
-            return dict(train(store=ctx.store, resume=run["id"], quiet=ctx.quiet, on_epoch=hook))
-        _supersede(ctx, run)
-    return dict(train(cfg, store=ctx.store, quiet=ctx.quiet, group_id=ctx.group_id,
-                      on_epoch=hook))
+                    store.update(run["id"], status="stopped", ended=True)
+                    return store.get_run(run["id"]) | {"status": "stopped"}
+            return dict(train(store=store, resume=run["id"], quiet=quiet, on_epoch=hook))
+        _supersede(store, run)
+    return dict(train(cfg, store=store, quiet=quiet, group_id=group_id, on_epoch=hook))
 
 
 def train_config(ctx: Context, point: Point, bounds: list[float] | None, seed: int,
@@ -226,7 +238,7 @@ def train_all(ctx: Context, trial: optuna.Trial, point: Point, origin: int,
         name = run_name(label_of(point), ctx.phase, origin, seed)
         cfg = train_config(ctx, point, bounds, seed, name)
         hook = pruning_hook(trial, spec.full_epochs) if prunable and i == 0 else None
-        run = _train_or_resume(ctx, name, cfg, hook)
+        run = train_or_resume(ctx.store, ctx.group_id, name, cfg, hook, ctx.quiet)
         runs.append(run)
         trial.set_user_attr("train_runs", [r["id"] for r in runs])
         if run["status"] == "stopped" or run["metrics"].get("pruned"):

@@ -1,4 +1,5 @@
-"""A search worker: claim waiting trials of open searches in the run store and run them.
+"""A worker: claim waiting trials of open searches (and runs of queued comparisons) in the
+run store and run them.
 
 The same loop runs as each of ``convbench search --workers N``'s local processes and as
 ``convbench worker`` on any machine that reaches a PostgreSQL store; nothing coordinates them
@@ -12,6 +13,12 @@ but the database. A worker
 * notices when the trial it runs was re-queued meanwhile (it was cut off for longer than the
   grace period) and abandons it, leaving the run to the worker that took it over;
 * on SIGTERM or Ctrl-C puts its trial back in the queue at once and stops.
+
+A comparison queued with ``convbench compare --workers 0`` is the same queue: one study
+(phase ``compare``) with one trial per run, claimed, heartbeaten and re-queued the same way;
+only what a trial does and when the group is done are the comparison's, given to the worker
+as a :class:`QueuedKind` (``convbench.compare.queued_kinds``: the comparison module sits
+beside this one, so it is handed in rather than imported).
 
 >>> spec = WorkerSpec("postgresql://me@db/runs", until_empty=True)      # doctest: +SKIP
 >>> loop(spec, advance)                                                 # doctest: +SKIP
@@ -37,6 +44,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from ..atomic import DiskFull
 from ..errors import ConvbenchError
 from ..store import Store
 from ..store.database import is_disconnect
@@ -170,21 +178,62 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-class _Searches:
-    """The open searches this worker serves, with their specs and studies (one sampler and
-    pruner per search and phase, made once)."""
+@dataclass(frozen=True)
+class QueuedKind:
+    """How workers serve queued groups of a kind other than a search: the phase (study) its
+    trials wait in, ``advance`` (``"open"`` while work waits or runs, else the group's final
+    status, recorded) and ``run(store, group_id, trial)`` → the trial's value."""
 
-    def __init__(self, store: Store, storage: Any, w: WorkerSpec, salt: int):
+    phase: str
+    advance: Advance
+    run: Callable[[Store, str, optuna.Trial], float]
+
+
+def is_queued(group: dict) -> bool:
+    """Whether workers serve ``group``: a search, or a comparison queued for workers."""
+    return group["kind"] == "search" or "queue" in (group.get("metrics") or {})
+
+
+class _Searches:
+    """The open searches and queued comparisons this worker serves, with their specs and
+    studies (one sampler and pruner per search and phase, made once)."""
+
+    def __init__(self, store: Store, storage: Any, w: WorkerSpec, salt: int,
+                 advance: Advance, others: dict[str, QueuedKind]):
         self.store, self.storage, self.w, self.salt = store, storage, w, salt
+        self._advance_search, self.others = advance, others
         self.specs: dict[str, sp.SearchSpec] = {}
         self.studies: dict[tuple[str, str], optuna.Study] = {}
         self.told: set[str] = set()
+        self.kinds: dict[str, QueuedKind] = {}  # group id → its kind, for groups not searches
 
     def open_ids(self) -> list[str]:
         if self.w.group:
             return [self.w.group]
-        groups = self.store.list_groups(kind="search")
-        return [g["id"] for g in reversed(groups) if g["status"] == "running"]  # oldest first
+        groups = self.store.list_groups()
+        return [g["id"] for g in reversed(groups)  # oldest first
+                if g["status"] == "running" and is_queued(g)
+                and (g["kind"] == "search" or g["kind"] in self.others)]
+
+    def phases(self, group: dict) -> tuple[str, ...]:
+        if group["kind"] == "search":
+            return PHASES
+        self.kinds[group["id"]] = self.others[group["kind"]]
+        return (self.kinds[group["id"]].phase,)
+
+    def advance(self, gid: str) -> str:
+        if gid in self.kinds:
+            return self.kinds[gid].advance(self.store, self.storage, gid)
+        return self._advance_search(self.store, self.storage, gid)
+
+    def execute(self, gid: str, phase: str, trial: optuna.Trial, threads: int | None) -> float:
+        """Run the claimed trial: a search's (:func:`~.trials.execute`) or another kind's."""
+        if gid in self.kinds:
+            return self.kinds[gid].run(self.store, gid, trial)
+        # Runs train silently (progress bars of parallel runs would garble); ``quiet`` is
+        # for the one line per finished trial.
+        return execute(Context(self.store, self.spec(gid), gid, phase, threads, quiet=True),
+                       trial)
 
     def spec(self, gid: str) -> sp.SearchSpec:
         if gid not in self.specs:
@@ -193,6 +242,8 @@ class _Searches:
         return self.specs[gid]
 
     def study(self, gid: str, phase: str) -> optuna.Study:
+        if (gid, phase) not in self.studies and gid in self.kinds:
+            self.studies[gid, phase] = get_study(self.storage, gid, phase)
         if (gid, phase) not in self.studies:
             spec = self.spec(gid)
             probe = get_study(self.storage, gid, phase)
@@ -213,25 +264,26 @@ class _Searches:
         if self.w.deadline is not None and time.time() >= self.w.deadline:
             return False
         marker = meta.get("artifacts_marker")
-        if marker and not (self.store.artifacts_root / marker).exists():
+        if marker and not self.store.artifacts.exists(marker):
             if gid not in self.told:
                 self.told.add(gid)
-                _say(False, f"search {gid} keeps its checkpoints in {meta.get('artifacts')} "
+                _say(False, f"group {gid} keeps its checkpoints in {meta.get('artifacts')} "
                             f"(on {meta.get('artifacts_host')}), which this worker does not "
-                            f"reach as {self.store.artifacts_root}: skipping it. Start the "
-                            "worker with --artifacts pointing at that shared folder.")
+                            f"reach as {self.store.artifacts.location}: skipping it. Start "
+                            "the worker with --artifacts pointing at that shared place.")
             return False
         return True
 
 
-def loop(w: WorkerSpec, advance: Advance) -> int:
-    """Claim and run trials as ``w`` says; returns how many this worker ran."""
+def loop(w: WorkerSpec, advance: Advance, others: dict[str, QueuedKind] | None = None) -> int:
+    """Claim and run trials as ``w`` says (of searches, whose phases ``advance`` moves on,
+    and of the queued groups whose kinds ``others`` maps); returns how many this worker ran."""
     store = Store(w.store_url, artifacts=w.artifacts)
     storage = open_storage(store, create=w.group is None)
     me = {"host": host_name(), "pid": os.getpid()}
     key = f"{me['host']}/{me['pid']}"
     salt = (w.index + 1) if w.index is not None else zlib.crc32(key.encode()) % 997 + 1
-    searches = _Searches(store, storage, w, salt)
+    searches = _Searches(store, storage, w, salt, advance, others or {})
     done = 0
 
     def report(gid: str, state: str, trial: str | None = None) -> None:
@@ -250,7 +302,7 @@ def loop(w: WorkerSpec, advance: Advance) -> int:
     with _abandon_signal():
         while w.max_trials is None or done < w.max_trials:
             try:
-                claim = _claim(store, storage, searches, advance)
+                claim = _claim(store, storage, searches)
                 if claim is None:
                     if _finished(store, w, searches):
                         return done
@@ -278,19 +330,20 @@ def loop(w: WorkerSpec, advance: Advance) -> int:
         return done
 
 
-def _claim(store: Store, storage: Any, searches: _Searches, advance: Advance):
+def _claim(store: Store, storage: Any, searches: _Searches):
     for gid in searches.open_ids():
         group = store.get_group(gid)
-        if group["kind"] != "search" or group["status"] != "running":
+        if not is_queued(group) or group["status"] != "running":
             continue
         meta = group.get("metrics") or {}
         if not searches.usable(gid, meta):
             continue
-        for phase in PHASES:  # a dead worker's trial must not hold its phase open
+        phases = searches.phases(group)
+        for phase in phases:  # a dead worker's trial must not hold its phase open
             requeue_stale(searches.study(gid, phase))
-        if advance(store, storage, gid) != "open":
+        if searches.advance(gid) != "open":
             continue
-        for phase in PHASES:
+        for phase in phases:
             study = searches.study(gid, phase)
             trial = pop(storage, study)
             if trial is not None:
@@ -314,11 +367,8 @@ def _finished(store: Store, w: WorkerSpec, searches: _Searches) -> bool:
 def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
                study: optuna.Study, trial: optuna.Trial,
                report: Callable[..., None]) -> None:
-    spec, w = searches.spec(gid), searches.w
+    w = searches.w
     threads = (store.get_group(gid).get("metrics") or {}).get("threads")
-    # Runs train silently (progress bars of parallel runs would garble); ``quiet`` is for
-    # the one line per finished trial.
-    ctx = Context(store, spec, gid, phase, threads, quiet=True)
     origin = origin_of(trial)
     name = f"[{phase} #{origin}]"  # the number its runs carry, also on a re-queued copy
     beat = _Beat(searches.storage, trial._trial_id,
@@ -329,7 +379,7 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
         report("running", f"{phase} #{origin}")
         with beat:
             try:
-                value = execute(ctx, trial)
+                value = searches.execute(gid, phase, trial, threads)
             finally:
                 beat.armed = False
         outcome = ("value", value)
@@ -339,7 +389,7 @@ def _run_trial(store: Store, searches: _Searches, gid: str, phase: str,
         outcome = ("repeated", same)
     except Abandoned:
         outcome = ("abandoned", None)
-    except (KeyboardInterrupt, Stopped):
+    except (KeyboardInterrupt, Stopped, DiskFull):
         # Back in the queue now, for any worker (its runs are stopped, resumable); a second
         # Ctrl-C or SIGTERM must not cut this short.
         with _signals_ignored():

@@ -27,6 +27,13 @@ DEFAULT_SQLITE_PATH = Path("convbench-runs") / "runs.db"
 DEFAULT_ARTIFACTS = Path("convbench-runs") / "artifacts"
 BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
+# A client stopped or cut off in the middle of a transaction keeps its row locks until the
+# server ends its session: every other worker that updates the same row (the search's status
+# line, a trial) would wait for it forever. The server ends such a session after this many
+# seconds idle inside a transaction (no transaction of convbench's waits on its client that
+# long), and probes an idle connection's peer so a vanished machine's session (and the
+# advisory locks it holds) ends too. The variable shortens it for tests and drills.
+PG_IDLE_IN_TRANSACTION_S = int(os.environ.get("CONVBENCH_PG_IDLE_TX_S") or 20)
 
 # Execution option a Connection carries when its next transaction will write (see module doc).
 WRITE_OPTION = "convbench_write"
@@ -100,19 +107,23 @@ def is_sqlite(url: sa.URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def artifacts_root(url: sa.URL) -> Path:
-    """The folder that holds one sub-folder of files per run.
+def artifacts_location(url: sa.URL) -> str:
+    """Where the runs' files go when no ``--artifacts`` is given: a folder, or an fsspec URL
+    (see :mod:`convbench.store.artifacts`).
 
     SQLite: ``<db stem>-artifacts/`` beside the database file, so each database keeps its
     own files.  PostgreSQL: ``$CONVBENCH_ARTIFACTS`` or ``./convbench-runs/artifacts``.
 
-    >>> artifacts_root(resolve_url("/data/runs.db"))
-    PosixPath('/data/runs-artifacts')
+    >>> artifacts_location(resolve_url("/data/runs.db"))
+    '/data/runs-artifacts'
     """
     if is_sqlite(url):
         db = Path(url.database or "")
-        return db.parent / f"{db.stem}-artifacts"
-    return Path(os.environ.get(ENV_ARTIFACTS) or DEFAULT_ARTIFACTS).expanduser().absolute()
+        return str(db.parent / f"{db.stem}-artifacts")
+    env = os.environ.get(ENV_ARTIFACTS)
+    if env and "://" in env:
+        return env
+    return str(Path(env or DEFAULT_ARTIFACTS).expanduser().absolute())
 
 
 def make_engine(url: sa.URL) -> sa.Engine:
@@ -125,12 +136,10 @@ def make_engine(url: sa.URL) -> sa.Engine:
         )
         _configure_sqlite(engine)
     else:
-        connect_args = (
-            {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-        )
         try:
             engine = sa.create_engine(
-                url, json_serializer=serializer, pool_pre_ping=True, connect_args=connect_args
+                url, json_serializer=serializer, pool_pre_ping=True,
+                connect_args=pg_connect_args(url),
             )
         except (ImportError, sa.exc.NoSuchModuleError) as exc:
             raise StoreError(
@@ -139,6 +148,25 @@ def make_engine(url: sa.URL) -> sa.Engine:
             ) from exc
     _guard_fork(engine)
     return engine
+
+
+def pg_connect_args(url: sa.URL) -> dict:
+    """The psycopg connection arguments of every PostgreSQL connection convbench opens (the
+    store's and Optuna's): a connect timeout, and the server-side limits described at
+    :data:`PG_IDLE_IN_TRANSACTION_S` (what the URL sets itself is kept).
+
+    >>> pg_connect_args(resolve_url("postgresql://me@db/runs"))["connect_timeout"]
+    10
+    """
+    args: dict = {}
+    if "connect_timeout" not in url.query:
+        args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    if "options" not in url.query:
+        args["options"] = (
+            f"-c idle_in_transaction_session_timeout={PG_IDLE_IN_TRANSACTION_S * 1000} "
+            "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"
+        )
+    return args
 
 
 def is_transient(exc: sa.exc.DBAPIError) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from convbench.errors import StoreError
 from convbench.store import database as db
+from convbench.store.artifacts import Artifacts
 from convbench.store.jsonsafe import merge, to_json
 from convbench.store.queries import (
     activity_query,
@@ -86,9 +87,10 @@ class Store:
     def __init__(self, url: str | None = None, artifacts: str | Path | None = None) -> None:
         self._url = db.resolve_url(url)
         self.url: str = self._url.render_as_string(hide_password=False)
-        # ``artifacts``: a folder every worker reaches (NFS…) for checkpoints and weights.
-        self.artifacts_root: Path = (Path(artifacts).expanduser().absolute() if artifacts
-                                     else db.artifacts_root(self._url))
+        # ``artifacts``: a folder every worker reaches (NFS…) or an fsspec URL (s3://…) for
+        # checkpoints and weights; runs write in ``artifacts_root`` (for a URL, a local cache).
+        self.artifacts = Artifacts(artifacts or db.artifacts_location(self._url))
+        self.artifacts_root: Path = self.artifacts.local
         if db.is_sqlite(self._url):
             folder = Path(self._url.database or "").parent
             try:
@@ -162,17 +164,7 @@ class Store:
 
         Example: ``Store(url, artifacts="/mnt/shared/convbench").check_artifacts()``.
         """
-        probe = self.artifacts_root / f".probe-{_new_id()}"
-        try:
-            self.artifacts_root.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"x" * 4096)
-            probe.unlink()
-        except OSError as exc:
-            raise StoreError(
-                f"Cannot write to the artifacts folder {str(self.artifacts_root)!r} "
-                f"({exc.strerror}). Give a writable folder that every worker reaches with "
-                "--artifacts (or CONVBENCH_ARTIFACTS)."
-            ) from exc
+        self.artifacts.check()
 
     # ------------------------------------------------------------------ runs
 
@@ -182,6 +174,8 @@ class Store:
         Example: ``torch.save(state, store.run_dir(run_id) / "last.pt")``.
         """
         path = self._artifacts_path(run_id)
+        if not path.exists():  # artifacts at a URL: the run trained on another machine
+            self.artifacts.fetch(run_id)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import DiskFull, is_disk_full
 from ..config import JOULES_PER_KWH, PRICE_PER_KWH
 from ..errors import ConvbenchError, StoreError
 from ..measure.energy import EnergyMeter
@@ -212,6 +213,8 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
     if resume:
         run_id = store.resolve_id(resume)
         before = store.get_run(run_id)["status"]
+        # Artifacts at a URL: the latest checkpoint is there, wherever the run trained last.
+        store.artifacts.fetch(run_id)
         store.update(run_id, status="running")
     else:
         n = threads if threads is not None else torch.get_num_threads()
@@ -231,6 +234,7 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
     except Abandoned:
         raise  # the run is someone else's now: writing stopped/failed would clobber theirs
     except (KeyboardInterrupt, Stopped) as stop:
+        _push_quietly(store, run_id)
         store.update(run_id, status="stopped", ended=True)
         stop.run_id = run_id  # the CLI names it in its "continue with --resume" line
         raise
@@ -238,6 +242,14 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
         store.update(run_id, status=before)  # a refused resume changes nothing
         raise
     except BaseException as err:
+        if isinstance(err, Exception) and is_disk_full(err, run.dir):
+            # Its last checkpoint is whole: the run can go on once there is room again.
+            store.update(run_id, status="stopped", ended=True)
+            reason = str(err) if isinstance(err, DiskFull) else \
+                f"No space left in {run.dir}: free some space there."
+            raise DiskFull(f"{reason}\nThen continue run {run_id} with --resume {run_id}.") \
+                from None
+        _push_quietly(store, run_id)  # its log says what happened, on any machine
         store.update(run_id, status="failed", metrics={"error": error_text(err)}, ended=True)
         raise
     finally:
@@ -248,8 +260,19 @@ def recorded_run(store: Store, kind: str, config: dict[str, Any], *, seed: int =
         metrics |= run._energy_metrics(price_per_kwh, grid_gco2_per_kwh)
     if memory:
         metrics |= used
+    if store.artifacts.url:  # where another machine finds its files
+        store.artifacts.push(run_id)
+        metrics["artifacts_at"] = f"{store.artifacts.url.rstrip('/')}/{run_id}"
     store.update(run_id, status=run.status, metrics=metrics, artifacts=run._artifact_paths(),
                  ended=True)
+
+
+def _push_quietly(store: Store, run_id: str) -> None:
+    """Push a run that ends early; an unreachable location must not hide why it ended."""
+    try:
+        store.artifacts.push(run_id)
+    except ConvbenchError:
+        pass
 
 
 def stored(run: RecordedRun) -> Run:

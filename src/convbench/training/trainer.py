@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import remove_leftovers
 from ..measure import measure_model
 from ..runlog import LOG, append_log
 from ..store import Store
@@ -108,12 +109,17 @@ class Trainer:
             "state": self.state.__dict__,
             "task": self.task.state_dict(),
         })
+        # Artifacts at a URL: the checkpoint is where another machine can resume from.
+        self.store.artifacts.push(self.run_id)
 
     def restore(self) -> bool:
         """Continue from the run's last checkpoint; False, changing nothing, when there is
         none (the run was killed before its first checkpoint: nothing was lost, and training
         from this fresh state is exactly the run started over)."""
         path = self.run_dir / CHECKPOINT
+        # A kill between a checkpoint's write and its rename left the torn new one beside the
+        # last whole one; this process owns the run now.
+        remove_leftovers(path)
         if not path.is_file():
             return False
         ckpt = load_checkpoint(path)
