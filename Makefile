@@ -55,8 +55,12 @@ demo: setup demo-deps
 	$(BIN)/convbench compare --dataset fashion-mnist --models B2FL16,custom-cnn,resnet20 \
 	  --epochs 3 --batch-size 128 --report out/fashion-mnist/report.html $(DEMO_ARGS)
 
+# Two pytest workers (one per core on the 2-core machines): much of the suite waits on
+# subprocesses, imports and the browser, so one worker leaves a core idle. A test file stays
+# on one worker (--dist loadfile), so its module fixtures are built once.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.test-extras system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.test-extras
 	$(BIN)/ruff check src tests benchmarks
