@@ -2,8 +2,8 @@
 run store and run them.
 
 The same loop runs as each of ``convbench search --workers N``'s (and ``convbench compare
---workers N``'s) local processes and as ``convbench worker`` on any machine that reaches a PostgreSQL store; nothing coordinates them
-but the database. A worker
+--workers N``'s) local processes and as ``convbench worker`` on any machine that reaches a
+PostgreSQL store; nothing coordinates them but the database. A worker
 
 * claims a trial by switching it from WAITING to RUNNING (:func:`~.storage.pop`: once per
   trial), records Optuna's heartbeat for it while it runs, and before each claim lets
