@@ -218,9 +218,10 @@ def compare(
     ] = None,
     workers: Annotated[
         int,
-        typer.Option(help="Train models in N parallel processes (cores are split between them); "
-                          "0 only queues the runs in a PostgreSQL store for `convbench worker` "
-                          "on any machine (docs/distributed.md)."),
+        typer.Option(help="Train models in N local worker processes that drain the "
+                          "comparison's queue (cores are split between them); 0 only queues "
+                          "the runs in a PostgreSQL store for `convbench worker` on any "
+                          "machine (docs/distributed.md)."),
     ] = 1,
     name: Annotated[str | None, typer.Option(help="A name for the comparison.")] = None,
     report: Annotated[
@@ -251,17 +252,25 @@ def compare(
     )
     names = _csv(models, "models") if models is not None else None
     variants = [parse_variant(v) for v in variant or []]
-    group = run_compare(
-        base,
-        variants,
-        models=names,
-        seeds=_csv(seeds, "seeds", int) or None,
-        workers=workers,
-        store=_store(store, artifacts=artifacts),
-        name=name,
-        report=report,
-        quiet=quiet or as_json,
-    )
+    from .training.lifecycle import Stopped
+
+    try:
+        group = run_compare(
+            base,
+            variants,
+            models=names,
+            seeds=_csv(seeds, "seeds", int) or None,
+            workers=workers,
+            store=_store(store, artifacts=artifacts),
+            name=name,
+            report=report,
+            quiet=quiet or as_json,
+        )
+    except (KeyboardInterrupt, Stopped):
+        err.print("Stopped. Finished runs stay in the store; a stopped one continues from its "
+                  "checkpoint with `convbench train --resume RUN_ID` (`convbench runs list` "
+                  "shows it).", markup=False)
+        raise typer.Exit(130) from None
     if as_json:
         print_json(group)
     elif group["status"] == "queued":

@@ -17,11 +17,9 @@ follows from the base config (or ``kind=``) and picks the run function from
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import re
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,23 +167,17 @@ class _Job:
     quiet: bool
 
 
-def _run_job(job: _Job, on_data_issues: DataIssues | None = None
-             ) -> tuple[str | None, list[list[str]]]:
-    """Train one variant; never raise for a failed run (it is reported, not fatal).
-
-    Returns the error message (None when it worked) and the data problems it met, for a
-    worker process whose callback cannot reach the parent.
-    """
-    issues: list[list[str]] = []
+def _run_job(job: _Job, on_data_issues: DataIssues) -> str | None:
+    """Train one variant in this process; the error message (None when it worked). Never
+    raises for a failed run (it is reported, not fatal)."""
     kind = RUN_KINDS.get(job.kind)()
     try:
-        kind.run(job.config, Store(job.store_url), job.quiet, job.group_id,
-                 on_data_issues or issues.append)
-        return None, issues
+        kind.run(job.config, Store(job.store_url), job.quiet, job.group_id, on_data_issues)
+        return None
     except ConvbenchError as err:
-        return f"{job.config.get('name')}: {err}", issues
+        return f"{job.config.get('name')}: {err}"
     except Exception as err:  # a crash in one variant must not lose the others
-        return f"{job.config.get('name')}: {err.__class__.__name__}: {err}", issues
+        return f"{job.config.get('name')}: {err.__class__.__name__}: {err}"
 
 
 def compare(
@@ -207,7 +199,8 @@ def compare(
 
     ``base`` is a config, a dict or a YAML path; ``kind`` ("train" or "detect") says which
     kind of run a dict or path holds (a ``DetectConfig`` says it itself). ``workers`` > 1
-    trains in that many spawned processes that split the cores (``train.threads``).
+    queues the runs (as ``workers=0`` does) and drains the queue with that many local worker
+    processes of ``convbench worker``'s kind, which split the cores (``train.threads``).
     ``on_data_issues`` gets a detection data set's annotation problems once per data set.
 
     Returns the :class:`~convbench.results.Group` with its runs, plus ``errors`` (variants
@@ -259,12 +252,15 @@ def compare(
         "run_names": [c.name for c in configs]})
     if queue_only:
         return _queue(store, group_id, kind_name, [c.model_dump(mode="json") for c in configs])
-    jobs = [_Job(kind_name, c.model_dump(mode="json"), store.url, group_id,
-                 quiet or workers > 1) for c in configs]
     from .training.lifecycle import Stopped
 
     try:
-        errors = _run_all(jobs, workers, _once(on_data_issues), quiet)
+        if workers == 1:
+            errors = _run_here([_Job(kind_name, c.model_dump(mode="json"), store.url, group_id,
+                                     quiet) for c in configs], _once(on_data_issues), quiet)
+        else:  # the queue of `--workers 0`, drained by local workers like a search's
+            _queue(store, group_id, kind_name, [c.model_dump(mode="json") for c in configs])
+            errors = _run_local_workers(store, group_id, workers, _once(on_data_issues))
     except (KeyboardInterrupt, Stopped):  # finished runs stay; the stopped one can resume
         store.update_group(group_id, status="stopped")
         raise
@@ -304,23 +300,41 @@ def queued_kinds() -> dict[str, Any]:
     from .search.storage import QUEUE_PHASE
     from .search.worker import QueuedKind
 
-    kind = QueuedKind(QUEUE_PHASE, advance_queued,
-                      lambda store, gid, trial: run_queued(store, gid,
-                                                           int(trial.user_attrs["job"])))
+    kind = QueuedKind(QUEUE_PHASE, advance_queued, _run_trial)
     return {RUN_KINDS.get(name)().group_kind: kind for name in RUN_KINDS.names()}
 
 
-def run_queued(store: Store, group_id: str, job: int) -> float:
+def _run_trial(store: Store, group_id: str, trial: Any) -> float:
+    """A worker's claimed trial of a queued comparison: its run, with the data problems it
+    met kept on the trial (the process that queued the comparison tells them)."""
+    issues: list[list[str]] = []
+    try:
+        return run_queued(store, group_id, int(trial.user_attrs["job"]), issues.append)
+    finally:
+        if issues:
+            trial.set_user_attr("data_issues", issues)
+
+
+def run_queued(store: Store, group_id: str, job: int,
+               on_data_issues: DataIssues | None = None) -> float:
     """Train (or resume, or find finished) run number ``job`` of a queued comparison; its
     test accuracy (box AP for a detector) is the trial's value. A failed run raises."""
+    from .atomic import DiskFull
+
     queue = (store.get_group(group_id).get("metrics") or {})["queue"]
     config = queue["jobs"][job]
-    if queue["kind"] == "train":
-        from .search.trials import train_or_resume
+    try:
+        if queue["kind"] == "train":
+            from .search.trials import train_or_resume
 
-        run = train_or_resume(store, group_id, config["name"], config)
-    else:  # a detector is trained again from the start after a kill
-        run = dict(RUN_KINDS.get(queue["kind"])().run(config, store, True, group_id, None))
+            run = train_or_resume(store, group_id, config["name"], config)
+        else:  # a detector is trained again from the start after a kill
+            run = dict(RUN_KINDS.get(queue["kind"])().run(config, store, True, group_id,
+                                                          on_data_issues))
+    except DiskFull:
+        raise  # the worker puts the trial back in the queue
+    except ConvbenchError as err:  # named like a failed variant of a local comparison
+        raise ConvbenchError(f"{config['name']}: {err}") from err
     if run["status"] != "completed":
         raise ConvbenchError(f"{config['name']}: {run['status']}")
     metrics = run.get("metrics") or {}
@@ -349,24 +363,41 @@ def advance_queued(store: Store, storage: Any, group_id: str) -> str:
         return status
 
 
-def _run_all(jobs: list[_Job], workers: int, tell: DataIssues, quiet: bool) -> list[str]:
-    """Every job, in this process or in ``workers`` spawned ones; the error messages."""
-    if workers == 1:
-        errors = []
-        for number, job in enumerate(jobs, 1):
-            if not quiet and len(jobs) > 1:  # epoch lines alone would not say whose they are
-                print(f"variant {number}/{len(jobs)}: {job.config.get('name')}",
-                      file=sys.stderr, flush=True)
-            error, _ = _run_job(job, tell)
-            errors.append(error)
-    else:
-        errors = []
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for error, issues in pool.map(_run_job, jobs):
-                for lines in issues:
-                    tell(lines)
-                errors.append(error)
+def _run_here(jobs: list[_Job], tell: DataIssues, quiet: bool) -> list[str]:
+    """Every job, one after the other in this process; the error messages."""
+    errors = []
+    for number, job in enumerate(jobs, 1):
+        if not quiet and len(jobs) > 1:  # epoch lines alone would not say whose they are
+            print(f"variant {number}/{len(jobs)}: {job.config.get('name')}",
+                  file=sys.stderr, flush=True)
+        errors.append(_run_job(job, tell))
     return [e for e in errors if e]
+
+
+def _run_local_workers(store: Store, group_id: str, workers: int, tell: DataIssues
+                       ) -> list[str]:
+    """``workers`` local worker processes drain the comparison's queue (the search's
+    workers, :func:`~.search.runner.run_local`); a stop puts their runs back in it. Returns
+    the failed runs' errors, in run order, and tells the data problems the runs met."""
+    from .search.runner import run_local, stop_local
+    from .search.storage import QUEUE_PHASE, get_study, open_storage, trials
+    from .search.worker import WorkerSpec
+    from .training.lifecycle import stop_on_signals
+
+    spec = WorkerSpec(store.url, store.artifacts.location, group=group_id, follow=True)
+    try:
+        with stop_on_signals():
+            crashed = run_local(spec, workers, queued_kinds())
+    except BaseException:
+        stop_local()  # each worker puts its run back in the queue
+        raise
+    for trial in trials(get_study(open_storage(store), group_id, QUEUE_PHASE)):
+        for lines in trial.user_attrs.get("data_issues") or []:
+            tell(lines)
+    group = store.get_group(group_id)
+    if group["status"] == "running":  # the workers died before the queue was drained
+        return crashed or ["no worker finished the comparison's runs"]
+    return list((group.get("metrics") or {}).get("errors") or [])
 
 
 def _once(on_data_issues: DataIssues | None) -> DataIssues:

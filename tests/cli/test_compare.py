@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import convbench
@@ -31,6 +32,24 @@ def test_compare_in_parallel_records_group_and_reports(tmp_path, store_url):
         assert report.with_suffix(suffix).stat().st_size > 0
     csv_rows = report.with_suffix(".csv").read_text().strip().splitlines()
     assert len(csv_rows) == 1 + 2  # header + one row per model (seeds aggregated)
+    _ran_by_local_workers(store_url, group)
+
+
+def _ran_by_local_workers(store_url, group):
+    """The runs went through the comparison's queue (the one `convbench worker` drains), one
+    trial per run in the planned order, each finished by a spawned worker process."""
+    from optuna.trial import TrialState
+
+    from convbench.search.storage import get_study, open_storage, trials
+
+    study = get_study(open_storage(Store(store_url), create=False), group["id"], "compare")
+    done = trials(study)
+    assert [t.user_attrs["label"] for t in done] == group["config"]["run_names"]
+    assert all(t.state == TrialState.COMPLETE for t in done)
+    by_name = {r["name"]: r["metrics"]["test_accuracy"] for r in group["runs"]}
+    assert [t.value for t in done] == [by_name[t.user_attrs["label"]] for t in done]
+    assert all(t.user_attrs["worker"]["pid"] != os.getpid() for t in done)
+    assert Store(store_url).get_group(group["id"])["status"] == "completed"
 
 
 def test_a_failing_model_is_reported_not_fatal(store_url):
@@ -144,3 +163,46 @@ def test_report_counts_a_run_named_twice_once(tmp_path, store_url):
 
 def test_python_api_names():
     assert callable(convbench.train) and convbench.Store is Store
+
+
+def test_sigterm_stops_the_local_workers_and_puts_their_runs_back(tmp_path):
+    """A stop of `compare --workers 2` stops both worker processes: each puts its run back
+    in the comparison's queue, the run stays resumable and the comparison is `stopped`."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from optuna.trial import TrialState
+
+    from convbench.search.storage import get_study, open_storage, trials
+
+    exe = os.path.join(os.path.dirname(sys.executable), "convbench")
+    db = tmp_path / "runs.db"
+    proc = subprocess.Popen([exe, "compare", "--dataset", "digits", "--models", "B2FL8,B2FL4",
+                             "--epochs", "200", "--workers", "2", "--store", str(db), "--quiet"],
+                            cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:  # both runs past an epoch
+            runs = Store(str(db)).list_runs(status="running") if db.exists() else []
+            if len(runs) == 2 and all(r["epochs_done"] >= 1 for r in runs):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the runs never got going: {proc.communicate()[1]}")
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Stopped." in stderr and "Traceback" not in stderr, stderr
+    store = Store(str(db))
+    group = store.list_groups()[0]
+    assert group["status"] == "stopped"
+    study = get_study(open_storage(store, create=False), group["id"], "compare")
+    assert not trials(study, (TrialState.RUNNING,))
+    back = trials(study, (TrialState.WAITING,))
+    assert sorted(t.user_attrs["label"] for t in back) == sorted(group["config"]["run_names"])
+    assert sorted(r["status"] for r in store.list_runs(group_id=group["id"])) == \
+        ["stopped", "stopped"]

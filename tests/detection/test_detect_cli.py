@@ -318,6 +318,25 @@ def test_compare_with_seeds_in_two_workers_then_report_by_group(workdir, config_
     assert f"4 runs · group {group['id']}" in html
 
 
+def test_compare_in_two_workers_tells_the_data_problems_once(workdir, pages, tiny_config):
+    # The runs train in worker processes; their annotation problems still reach the user,
+    # once for the data set all four runs share.
+    data = json.loads(pages.read_text())
+    data["annotations"].append({"id": 10**6, "image_id": data["images"][0]["id"],
+                                "iscrowd": 0, "category_id": 77, "bbox": [1, 1, 5, 5]})
+    bad = pages.parent / "unknown-class.json"
+    bad.write_text(json.dumps(data))
+    cfg = tiny_config(pages.parent)
+    cfg["data"] = {**cfg["data"], "source": "coco", "path": str(bad)}
+    (workdir / "issues.yaml").write_text(yaml.safe_dump(cfg))
+    proc = detect("compare", "issues.yaml", "--backbone", "resnet18", "--seeds", "0,1,2,3",
+                  "--workers", "2", "--store", "issues.db", "--json", "--quiet", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    group = json.loads(proc.stdout)
+    assert group["errors"] == [] and len(group["runs"]) == 4
+    assert proc.stderr.count("category 77") == 1, proc.stderr
+
+
 def test_the_resume_hint_never_shows_a_database_password():
     from convbench.detection.cli import _resume_command
 

@@ -452,3 +452,20 @@ def test_runs_groups_shows_each_worker_of_a_running_queue(cli, postgres_url, tmp
     line = next(line for line in shown.splitlines() if "host-a" in line)
     assert str(procs["host-a"].pid) in line and "running" in line and "compare #" in line
     assert "UTC" in shown and "waiting" in shown  # last heartbeat; trials per state
+
+
+@pytest.mark.postgres
+def test_compare_with_local_workers_drains_its_queue_in_postgresql(cli, postgres_url,  # noqa: F811
+                                                                   tmp_path):
+    # `compare --workers 2` is the queue of `--workers 0` with two local workers on it.
+    proc = cli("compare", "--dataset", "digits", "--models", "B2FL4,B1FL4", "--epochs", "1",
+               "--set", "measure.cost=false", "--workers", "2", "--store", postgres_url,
+               "--artifacts", str(tmp_path / "art"), "--json", check=True)
+    group = json.loads(proc.stdout)
+    assert group["status"] == "completed" and group["errors"] == []
+    assert [r["name"] for r in group["runs"]] == group["config"]["run_names"]
+    store = Store(postgres_url, artifacts=tmp_path / "art")
+    study = get_study(open_storage(store, create=False), group["id"], "compare")
+    done = trials(study, (TrialState.COMPLETE,))
+    assert sorted(t.user_attrs["label"] for t in done) == sorted(group["config"]["run_names"])
+    assert len(trials(study)) == 2

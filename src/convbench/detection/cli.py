@@ -247,8 +247,8 @@ def compare(
     seeds: Annotated[str | None, typer.Option(
         help="Comma-separated seeds, e.g. 0,1: one run per variant and seed.")] = None,
     workers: Annotated[int, typer.Option(
-        min=1, help="Train N runs at once in separate processes (cores are split between "
-                    "them).")] = 1,
+        min=1, help="Train N runs at once in N local worker processes that drain the "
+                    "comparison's queue (cores are split between them).")] = 1,
     report: Annotated[Path, typer.Option(help="HTML report to write.")]
         = Path("detect-report.html"),
     data: Annotated[str | None, typer.Option(help="COCO JSON or PAGE-XML folder.")] = None,

@@ -61,7 +61,8 @@ from .trials import bounds_of
 from .worker import QueuedKind, WorkerSpec, host_name, is_queued
 from .worker import loop as worker_loop
 
-__all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "search", "work"]
+__all__ = ["SearchError", "advance", "make_pruner", "make_sampler", "run_local", "search",
+           "stop_local", "work"]
 
 
 class SearchError(ConvbenchError):
@@ -89,26 +90,30 @@ def work(spec: WorkerSpec, others: dict[str, QueuedKind] | None = None) -> int:
     return worker_loop(spec, advance, others)
 
 
-def _local_worker(spec: WorkerSpec, parent: int) -> None:
+def _local_worker(spec: WorkerSpec, parent: int,
+                  others: dict[str, QueuedKind] | None) -> None:
     """A spawned local worker. Ctrl-C reaches the coordinator, which stops its workers with
     SIGTERM: each puts its trial back in the queue and exits quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     try:
         with stop_on_signals():
-            work(spec)
+            work(spec, others)
     except (KeyboardInterrupt, Stopped):
         sys.exit(128 + signal.SIGTERM)
 
 
-def _run_local(spec: WorkerSpec, n: int) -> list[str]:
-    """``n`` local workers on the search (in this process when ``n`` is 1); the failures of
-    those that crashed."""
+def run_local(spec: WorkerSpec, n: int, others: dict[str, QueuedKind] | None = None
+              ) -> list[str]:
+    """``n`` local workers on the search, or on the queued comparison whose kind ``others``
+    maps (in this process when ``n`` is 1); the failures of those that crashed."""
     if n == 1:
-        work(replace(spec, index=0))  # seeded like the first of N: the same draws each time
+        # seeded like the first of N: the same draws each time
+        work(replace(spec, index=0), others)
         return []
     context = mp.get_context("spawn")
-    procs = [context.Process(target=_local_worker, args=(replace(spec, index=i), os.getpid()),
+    procs = [context.Process(target=_local_worker,
+                             args=(replace(spec, index=i), os.getpid(), others),
                              name=f"convbench-worker-{i}") for i in range(n)]
     for proc in procs:
         proc.start()
@@ -117,7 +122,7 @@ def _run_local(spec: WorkerSpec, n: int) -> list[str]:
     return [f"{p.name} exited with status {p.exitcode}" for p in procs if p.exitcode]
 
 
-def _stop_local(timeout: float = 60.0) -> None:
+def stop_local(timeout: float = 60.0) -> None:
     """SIGTERM to the local workers (each re-queues its trial), then wait for them."""
     children = mp.active_children()
     for child in children:
@@ -403,9 +408,9 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
             with stop_on_signals():
                 if on_start is not None:  # from here on a SIGTERM leaves it stopped
                     on_start(gid)
-                errors = _run_local(local, workers)
+                errors = run_local(local, workers)
         except (KeyboardInterrupt, Stopped) as stop:
-            _stop_local()  # each worker puts its trial back; its run stays resumable
+            stop_local()  # each worker puts its trial back; its run stays resumable
             meta = store.get_group(gid)["metrics"]
             store.update_group(gid, status="stopped",
                                metrics={"elapsed_s": _elapsed(meta), "segment_started": None})

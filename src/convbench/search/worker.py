@@ -1,9 +1,9 @@
 """A worker: claim waiting trials of open searches (and runs of queued comparisons) in the
 run store and run them.
 
-The same loop runs as each of ``convbench search --workers N``'s local processes and as
-``convbench worker`` on any machine that reaches a PostgreSQL store; nothing coordinates them
-but the database. A worker
+The same loop runs as each of ``convbench search --workers N``'s (and ``convbench compare
+--workers N``'s) local processes and as ``convbench worker`` on any machine that reaches a
+PostgreSQL store; nothing coordinates them but the database. A worker
 
 * claims a trial by switching it from WAITING to RUNNING (:func:`~.storage.pop`: once per
   trial), records Optuna's heartbeat for it while it runs, and before each claim lets
@@ -14,7 +14,8 @@ but the database. A worker
   grace period) and abandons it, leaving the run to the worker that took it over;
 * on SIGTERM or Ctrl-C puts its trial back in the queue at once and stops.
 
-A comparison queued with ``convbench compare --workers 0`` is the same queue: one study
+A comparison queued with ``convbench compare --workers 0`` (or ``--workers N`` ≥ 2, drained by
+N local workers) is the same queue: one study
 (phase ``compare``) with one trial per run, claimed, heartbeaten and re-queued the same way;
 only what a trial does and when the group is done are the comparison's, given to the worker
 as a :class:`QueuedKind` (``convbench.compare.queued_kinds``: the comparison module sits
