@@ -31,6 +31,33 @@ def cli(tmp_path):
     return run
 
 
+@pytest.fixture
+def cli_inproc(tmp_path, monkeypatch, capsys):
+    """``convbench ARGS`` run by its own entry point in this process, in tmp_path; returns
+    the same CompletedProcess as ``cli``. For commands that fail at once (bad input): a new
+    interpreter would spend most of the test importing torch. An exception that escapes the
+    CLI's own error handling fails the test, as a traceback on stderr would."""
+    from convbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args, cwd=None, env=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    return run
+
+
 # The longest test files, first: `make test` spreads files over two workers (pytest-xdist,
 # --dist loadfile) in collection order, and a long file started last would run alone at the
 # end while the other worker idles. Measured with --durations on the 2-core machines.

@@ -56,8 +56,8 @@ def test_done_when_digits_blocks(cli):
     (["runs", "list", "--store", "typo/runs.db"], "No run store"),
     (["report", "abc", "--store", "typo/runs.db"], "No run store"),
 ])
-def test_user_errors_exit_2_with_one_clear_line(cli, args, needle):
-    proc = cli(*args)
+def test_user_errors_exit_2_with_one_clear_line(cli_inproc, args, needle):
+    proc = cli_inproc(*args)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     assert needle.lower() in proc.stderr.lower()
@@ -147,13 +147,15 @@ def test_config_lists_readable_types_and_a_description_per_field(cli):
     assert "0.99994" in rows["schedule.exp_gamma"]    # exact defaults, not rounded cells
 
 
-def test_help_texts_name_the_models_defaults(cli):
+def test_help_texts_name_the_models_defaults(cli_inproc):
     from convbench.config import RunConfig
     from convbench.detection.config import DetectConfig
     from convbench.training.lr_finder import LRFindSpec
 
     def help_of(*command):
-        text = cli(*command, "--help", env={"COLUMNS": "300"}, check=True).stdout
+        proc = cli_inproc(*command, "--help", env={"COLUMNS": "300"})
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stdout
         return " ".join(text.replace("│", " ").split())  # one line: wrapping varies
 
     run, spec, detect = RunConfig(), LRFindSpec(), DetectConfig()

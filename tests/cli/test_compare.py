@@ -114,22 +114,22 @@ def test_variants_without_models_vary_the_base_model(store_url):
     assert group.kind == "compare" and group.status == "completed"
 
 
-def test_compare_errors_are_clear(cli, tmp_path):
-    proc = cli("compare", "--dataset", "digits", "--models", "simple-cnn,resnt20")
+def test_compare_errors_are_clear(cli_inproc, tmp_path):
+    proc = cli_inproc("compare", "--dataset", "digits", "--models", "simple-cnn,resnt20")
     assert proc.returncode == 2 and "resnet20" in proc.stderr and "Traceback" not in proc.stderr
-    proc = cli("compare", "--models", "simple-cnn", "--seeds", "0,x")
+    proc = cli_inproc("compare", "--models", "simple-cnn", "--seeds", "0,x")
     assert proc.returncode == 2 and "--seeds" in proc.stderr
-    proc = cli("compare", "--models", "B2FL8", "--variant", "optim.name")
+    proc = cli_inproc("compare", "--models", "B2FL8", "--variant", "optim.name")
     assert proc.returncode == 2 and "--variant 'optim.name': expected key=value" in proc.stderr
-    proc = cli("compare", "--models", "B2FL8", "--variant", "optim.nme=adam")
+    proc = cli_inproc("compare", "--models", "B2FL8", "--variant", "optim.nme=adam")
     assert proc.returncode == 2 and "optim.nme" in proc.stderr and "Traceback" not in proc.stderr
-    proc = cli("compare", "--dataset", "digits")
+    proc = cli_inproc("compare", "--dataset", "digits")
     assert proc.returncode == 2 and "Nothing to compare" in proc.stderr
-    proc = cli("report", "nosuchid", "-o", "x.html")
+    proc = cli_inproc("report", "nosuchid", "-o", "x.html")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     # Only queueing (for `convbench worker` on other machines) needs PostgreSQL.
-    proc = cli("compare", "--dataset", "digits", "--models", "B2FL8", "--workers", "0",
-               "--store", "runs.db")
+    proc = cli_inproc("compare", "--dataset", "digits", "--models", "B2FL8", "--workers", "0",
+                      "--store", "runs.db")
     assert proc.returncode == 2 and "needs a PostgreSQL store" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2 and "Traceback" not in proc.stderr
     assert Store(str(tmp_path / "runs.db")).list_groups() == []  # nothing recorded

@@ -169,8 +169,8 @@ def test_train_and_eval_report_skipped_annotations(workdir, pages, tiny_config):
     (["train", str(EXAMPLES / "detect-synth.yaml"), "--epochs", "1", "--iterations", "4"],
      "give the budget as epochs or as iterations, not both"),
 ])
-def test_user_errors_are_one_line_with_status_2(workdir, args, message):
-    proc = detect(*args, cwd=workdir)
+def test_user_errors_are_one_line_with_status_2(cli_inproc, workdir, args, message):
+    proc = cli_inproc("detect", *args, cwd=workdir, env={"COLUMNS": "200"})
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) <= 2

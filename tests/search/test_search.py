@@ -166,9 +166,9 @@ def test_time_budget_stops_and_resume_finishes(store_url, space):
     ({"model.name": ["B2FL4"]}, ["--workers", "-1"], "--workers -1"),
     ({"model.name": ["B2FL4"]}, ["--workers", "0"], "needs a PostgreSQL store"),
 ])
-def test_bad_space_is_a_one_line_error(cli, tmp_path, params, options, message):
+def test_bad_space_is_a_one_line_error(cli_inproc, tmp_path, params, options, message):
     path = _write(tmp_path, {"base": {"data": {"dataset": "digits"}}, "params": params})
-    proc = cli("search", str(path), "--store", "runs.db", *options)
+    proc = cli_inproc("search", str(path), "--store", "runs.db", *options)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
     assert "Traceback" not in proc.stderr
