@@ -13,6 +13,10 @@ padding + horizontal flip):
   convbench's precision settings: the ceiling any data pipeline can reach.
 
     python benchmarks/throughput.py [--models custom-cnn,B2FL16,resnet20] [--batches 128,256]
+                                    [--rounds 3]
+
+Each figure is the median of ``--rounds`` rounds whose order rotates; a ratio is the median of
+the rounds' ratios (each round's contestants ran minutes apart under about the same load).
 
 Targets on 2 CPU cores (issue 10), for each model and batch: ≥ 2.5× the canonical loop and
 ≥ 0.95× the bare step. The engine runs with its static precision/layout choice (amp where
@@ -22,6 +26,7 @@ native, channels-last, no compilation), as the baselines do, not with ``auto``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -145,17 +150,29 @@ CANONICAL_FAST = "canonical loop + channels_last/bf16"
 BARE = "bare step (one preloaded batch)"
 
 
-def compare(dataset: str, model: str, batch: int, steps: int) -> dict[str, float]:
-    """Images/s of the four contestants for one model and batch."""
+def compare(dataset: str, model: str, batch: int, steps: int,
+            rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Images/s of the four contestants for one model and batch (medians over ``rounds``,
+    each round in another order, so a burst of other work does not land on one contestant),
+    and the medians of each round's ratios of the engine to the others."""
     cfg = build({"data": {"dataset": dataset}, "model": {"name": model}})
     bundle = load_data(cfg.data, seed=0)
     half = steps // 2
-    return {
-        "convbench engine": engine(dataset, model, batch, steps),
-        CANONICAL: canonical(cfg, bundle, half, batch, False),
-        CANONICAL_FAST: canonical(cfg, bundle, half, batch, True),
-        BARE: bare(cfg, bundle, steps, batch),
+    contestants = {
+        "convbench engine": lambda: engine(dataset, model, batch, steps),
+        CANONICAL: lambda: canonical(cfg, bundle, half, batch, False),
+        CANONICAL_FAST: lambda: canonical(cfg, bundle, half, batch, True),
+        BARE: lambda: bare(cfg, bundle, steps, batch),
     }
+    names = list(contestants)
+    per_round: list[dict[str, float]] = []
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        per_round.append({name: contestants[name]() for name in order})
+    rates = {name: statistics.median(x[name] for x in per_round) for name in names}
+    ratios = {name: statistics.median(x["convbench engine"] / x[name] for x in per_round)
+              for name in names[1:]}
+    return rates, ratios
 
 
 def cpu_flags() -> str:
@@ -174,6 +191,8 @@ def main() -> None:
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--batches", default="128,256", help="comma-separated batch sizes")
     p.add_argument("--steps", type=int, default=40, help="timed steps per contestant")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds per model and batch (medians; the order rotates)")
     args = p.parse_args()
     threads = set_threads(None)
     bf16 = "yes" if amp_dtype(torch.device("cpu"), True) else "no"
@@ -181,13 +200,11 @@ def main() -> None:
     rows = []
     for model in args.models.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            rates = compare(args.dataset, model, batch, args.steps)
-            ours = rates["convbench engine"]
-            print(f"\n{model}, batch {batch}")
+            rates, ratios = compare(args.dataset, model, batch, args.steps, args.rounds)
+            print(f"\n{model}, batch {batch} (medians of {args.rounds} rounds)")
             for name, rate in rates.items():
                 print(f"  {name:<50} {rate:8.0f} images/s")
-            rows.append((model, batch, ours / rates[CANONICAL], ours / rates[CANONICAL_FAST],
-                         ours / rates[BARE]))
+            rows.append((model, batch, ratios[CANONICAL], ratios[CANONICAL_FAST], ratios[BARE]))
     print("\nmodel        batch  vs canonical  vs canonical+precision  vs bare step")
     for model, batch, canon, fast, bare_ in rows:
         print(f"{model:<12} {batch:>5}  {canon:11.2f}x  {fast:21.2f}x  {bare_:10.2f}x")
