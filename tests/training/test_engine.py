@@ -249,8 +249,16 @@ def test_sigkill_with_ema_tta_and_mixing_then_resume_matches_uninterrupted(tmp_p
             "--set", "optim.no_decay_norm_bias=true", "--set", "optim.weight_decay=1e-4",
             "--quiet"]
     killed = str(tmp_path / "killed.db")
-    run_id, done = _kill_when(args, killed, lambda rid, done: done >= 1, tmp_path)
-    assert 1 <= done < 3, "the kill must land before the run finished"
+    # Killed once a checkpoint is on disk (an epoch's row is stored just before it).
+    run_id, done = _kill_when(
+        args, killed,
+        lambda rid, done: done >= 1 and (Store(killed).run_dir(rid) / "last.pt").is_file(),
+        tmp_path)
+    # The kill must land between the first checkpoint and the end, and leave the run as a
+    # crash does: still "running", with an epoch checkpoint to resume from.
+    assert 1 <= done < 3, f"the kill landed after {done} of 3 epochs"
+    assert Store(killed).get_run(run_id)["status"] == "running"
+    assert (Store(killed).run_dir(run_id) / "last.pt").is_file()
     resumed = json.loads(cli("train", "--resume", run_id, "--store", killed, "--json",
                              check=True).stdout)
     clean = json.loads(cli(*args, "--store", str(tmp_path / "clean.db"), "--json",
