@@ -105,8 +105,8 @@ def reference(ctx: Context, trial: optuna.Trial, group: str, origin: int) -> flo
     stop): finished configurations of the group that come earlier in the queue. Earlier ones
     only, so a trial re-run after a kill (one worker) is judged against the same reference."""
     scores = [t.user_attrs.get("early") for t in trials(trial.study, (TrialState.COMPLETE,))
-              if t.user_attrs.get("group") == group and not t.user_attrs.get("orphaned")
-              and t.user_attrs.get("origin", t.number) < origin]
+              if t.user_attrs.get("group") == group and not orphaned(t)
+              and origin_of(t) < origin]
     scores = [s for s in scores if s is not None]
     return max(scores) if scores else None
 

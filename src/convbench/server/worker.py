@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import write_text
 from ..errors import ConvbenchError
 from . import control
 
@@ -32,9 +33,7 @@ CHECK_EVERY_S = 0.1  # how often a step looks for a stop request
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data))  # whole or not at all: the server reads it any time
 
 
 def window_mean(now: dict, before: dict | None, key: str) -> float | None:

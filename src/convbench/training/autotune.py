@@ -30,7 +30,6 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +43,7 @@ from ..config import RunConfig
 from ..data.bundle import DataBundle
 from ..data.sources import cache_root
 from .classification import batches_per_epoch
-from .device import amp_dtype, available_cores, select_device, static_choice
+from .device import amp_dtype, available_cores, cpuinfo, select_device, static_choice
 from .steptime import time_steps
 
 KNOBS = ("amp", "channels_last", "compile")
@@ -178,14 +177,8 @@ def _key(cfg: RunConfig, bundle: DataBundle) -> str:
 
 
 def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return hashlib.sha256(line.encode()).hexdigest()[:16]
-    except OSError:
-        pass
-    return "unknown"
+    flags = cpuinfo("flags")
+    return hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else "unknown"
 
 
 def cache_path() -> Path:
@@ -208,10 +201,3 @@ def _cache() -> Iterator[dict[str, Any]]:
         yield cache
         if json.dumps(cache, sort_keys=True) != before:
             write_text(path, json.dumps(cache, indent=1, sort_keys=True))
-
-
-def forget() -> None:
-    """Drop this machine's cached choices (``convbench`` never needs it; tests and a user who
-    changed hardware might)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(cache_path())

@@ -102,12 +102,17 @@ def environment(device: torch.device, threads: int) -> dict:
     }
 
 
-def _cpu_name() -> str:
+def cpuinfo(field: str) -> str | None:
+    """The first ``field`` line's value in /proc/cpuinfo (Linux), else None."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_name() -> str:
+    return cpuinfo("model name") or platform.processor() or platform.machine()

@@ -37,7 +37,10 @@ class WeightEma:
             p.requires_grad_(False)
         self._pairs = list(zip(self.model.state_dict().values(), source.state_dict().values(),
                                strict=True))
-        self._float = [(a, s) for a, s in self._pairs if a.is_floating_point()]
+        # The tensor lists of the per-step update, built once (state_dict tensors are the
+        # modules' own, detached, and optimiser steps and loads change them in place).
+        self._avg = [a for a, _ in self._pairs if a.is_floating_point()]
+        self._src = [s for a, s in self._pairs if a.is_floating_point()]
         self._other = [(a, s) for a, s in self._pairs if not a.is_floating_point()]
 
     @torch.no_grad()
@@ -45,8 +48,7 @@ class WeightEma:
         """Move the average towards the source's current weights (after a step)."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        avg = [a for a, _ in self._float]
-        torch._foreach_lerp_(avg, [s.detach() for _, s in self._float], 1.0 - d)
+        torch._foreach_lerp_(self._avg, self._src, 1.0 - d)
         for a, s in self._other:
             a.copy_(s)
 

@@ -751,7 +751,12 @@ async function groupPage(groupId) {
     g.kind === "search" ? h("div", {class: "buttons"}, stop, " ", note) : null,
     g.kind === "search" ? parallel : null, frame].filter(Boolean));
   drawTrials();
-  onLive(async () => { Object.assign(g, (await api(`/api/groups/${g.id}`)).data); drawHead(); });
+  // The group's record changes while it runs, or (resumed elsewhere) when some run's status
+  // does: not on every live tick of an unrelated training.
+  onLive(async (snap, prev) => {
+    if (g.status !== "running" && prev && JSON.stringify(snap.statuses) === JSON.stringify(prev.statuses)) return;
+    Object.assign(g, (await api(`/api/groups/${g.id}`)).data); drawHead();
+  });
   // Written again only when the group's runs changed (the server caches the page).
   let last = 0;
   onLive((snap, prev) => {
