@@ -267,6 +267,7 @@ class ClassificationTask:
             "best_val_accuracy": state.best_val_accuracy,
             "best_epoch": state.best_epoch,
             "epochs_run": state.epoch,
+            "train_images": len(bundle.train),
             "train_time_s": state.train_time_s,
             "time_to_target_s": state.time_to_target_s,
             "skipped_images": bundle.skipped,
