@@ -58,7 +58,8 @@ DownloadOpt = Annotated[
 EpochsOpt = Annotated[int | None, typer.Option(
     help=default_help("Training epochs", RunConfig, "train.epochs"))]
 BatchOpt = Annotated[int | None, typer.Option(
-    help=default_help("Batch size", RunConfig, "train.batch_size"))]
+    help=default_help("Batch size", RunConfig, "train.batch_size")
+    + " auto is 128, 64 or 32: the largest that leaves 200 steps an epoch.")]
 LrOpt = Annotated[float | None, typer.Option(
     help=default_help("Learning rate, the lower bound of cyclical schedules", RunConfig,
                       "optim.lr"))]
@@ -912,7 +913,7 @@ def worker_cmd(
     from .training.lifecycle import Stopped, stop_on_signals
 
     s = _store(store, artifacts=artifacts)
-    if s.url.startswith("sqlite"):
+    if s.is_sqlite:
         raise ConfigError(
             "convbench worker needs a PostgreSQL store that every machine reaches "
             "(--store postgresql://user:password@host/db); a SQLite file serves one machine: "

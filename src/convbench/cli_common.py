@@ -83,8 +83,8 @@ def csv_list(text: str | None, what: str, cast: Callable[[str], Any] = str) -> l
 def default_help(text: str, schema: type[cfgmod.Section], dotted: str) -> str:
     """A help text ending with the field's default, read from the model (never copied).
 
-    >>> default_help("Batch size", cfgmod.RunConfig, "train.batch_size")
-    'Batch size (default 32).'
+    >>> default_help("Training epochs", cfgmod.RunConfig, "train.epochs")
+    'Training epochs (default 10).'
     """
     return f"{text} (default {cfgmod.default_of(schema, dotted)})."
 

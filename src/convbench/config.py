@@ -273,7 +273,11 @@ class EarlyStopConfig(Section):
 
 class TrainConfig(Section):
     epochs: int = Field(10, ge=1, description="passes over the training split")
-    batch_size: int = Field(32, ge=1, description="images per optimiser step")
+    # auto: 128, 64 or 32 by the training split's size (training/classification.py,
+    # auto_batch_size), resolved once the data is loaded and stored as the number.
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="images per optimiser step (auto: the largest of 128, 64, 32 that "
+        "leaves ≥ 200 steps an epoch)")
     eval_batch_size: int = Field(512, ge=1, description="images per evaluation batch")
     seed: Seed = Field(0, description="seed of split, initialisation, order and augmentation")
     device: Device = "auto"
@@ -332,8 +336,12 @@ def error_text(error: dict[str, Any]) -> str:
 def config_error(err: ValidationError, source: str, *, what: str = "config field",
                  help: str = Section.field_help) -> ConfigError:
     """Turn pydantic's first validation error into a one-line :class:`ConfigError`."""
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    errors = err.errors()
+    first = errors[0]
+    loc = field_path(first["loc"])
+    # A value that fits no member of a union (``int | "auto"``) fails once per member, each
+    # error at the same field: say what every member would have taken.
+    texts = list(dict.fromkeys(error_text(e) for e in errors if field_path(e["loc"]) == loc))
     if first["type"] == "extra_forbidden":
         msg = f"{source}: unknown {what} {loc!r}. {help}"
     elif not loc or isinstance(first.get("input"), dict):
@@ -341,8 +349,21 @@ def config_error(err: ValidationError, source: str, *, what: str = "config field
         msg = f"{source}: {error_text(first)}."
     else:
         value = first.get("input")
-        msg = f"{source}: {loc} = {value!r} is invalid: {error_text(first)}."
+        msg = f"{source}: {loc} = {value!r} is invalid: {'; or '.join(texts)}."
     return ConfigError(msg)
+
+
+#: The names pydantic adds to an error's location for the member of a union that failed.
+_UNION_MEMBER = re.compile(r"^(bool|int|float|str|constrained-\w+|literal\[.*\])$")
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """The dotted field of a pydantic error location, without union member names.
+
+    >>> field_path(("train", "amp", "bool")), field_path(("train", "batch_size", "literal['auto']"))
+    ('train.amp', 'train.batch_size')
+    """
+    return ".".join(str(p) for p in loc if not _UNION_MEMBER.match(str(p)))
 
 
 S = TypeVar("S", bound=Section)
@@ -566,8 +587,8 @@ def config_fields(
     """Every settable dotted field: ``(path, type, default, description)`` (for `convbench
     config`). An optional section (``model.transfer.head``) is listed, then its fields.
 
-    >>> next(row for row in config_fields() if row[0] == "train.batch_size")
-    ('train.batch_size', 'int', 32, 'images per optimiser step')
+    >>> next(row for row in config_fields() if row[0] == "train.epochs")
+    ('train.epochs', 'int', 10, 'passes over the training split')
     """
     rows = []
     for name, field in model.model_fields.items():
@@ -586,8 +607,8 @@ def config_fields(
 def default_of(schema: type[BaseModel], dotted: str) -> Any:
     """The default of a dotted field (for help texts that name it).
 
-    >>> default_of(RunConfig, "train.batch_size"), default_of(RunConfig, "optim.name")
-    (32, 'adam')
+    >>> default_of(RunConfig, "train.epochs"), default_of(RunConfig, "optim.name")
+    (10, 'adam')
     """
     model: Any = schema
     *sections, last = dotted.split(".")

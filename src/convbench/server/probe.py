@@ -22,13 +22,14 @@ def measure(config: dict) -> dict:
     """Time a few steps of ``config``'s training and extrapolate to one epoch."""
     from ..config import build
     from ..data import load_data
-    from ..training.classification import batches_per_epoch
+    from ..training.classification import batches_per_epoch, with_batch_size
     from ..training.device import set_threads
     from ..training.steptime import time_steps
 
     cfg = build(config)
     set_threads(cfg.train.threads)
     bundle = load_data(cfg.data, cfg.train.seed)
+    cfg = with_batch_size(cfg, bundle)
     gaps, _ = time_steps(cfg, bundle, warmup=WARMUP, steps=STEPS)
     steps = batches_per_epoch(len(bundle.train), cfg.train.batch_size)
     step_s = statistics.median(gaps) if gaps else None

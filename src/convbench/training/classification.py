@@ -57,6 +57,32 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
     return max(1, full + (1 if rest > 1 else 0))
 
 
+#: ``train.batch_size: auto`` takes the largest of these that leaves at least
+#: ``AUTO_MIN_STEPS`` optimiser steps an epoch: on 2 cores batch 128 trains 1.7–2.4× as many
+#: images per second as 32 (docs/training.md, "Batch size and speed"), but a small data set
+#: needs the steps more than the speed (digits at 128 would take 10 steps an epoch).
+AUTO_BATCHES = (128, 64, 32)
+AUTO_MIN_STEPS = 200
+
+
+def auto_batch_size(n: int) -> int:
+    """The batch size ``auto`` gives a training split of ``n`` images.
+
+    >>> auto_batch_size(54_000), auto_batch_size(15_000), auto_batch_size(1_617)
+    (128, 64, 32)
+    """
+    return next((b for b in AUTO_BATCHES if n // b >= AUTO_MIN_STEPS), AUTO_BATCHES[-1])
+
+
+def with_batch_size(cfg: RunConfig, bundle: DataBundle) -> RunConfig:
+    """``cfg`` with ``train.batch_size: auto`` replaced by the number for ``bundle``'s
+    training split, so the stored config, the LR range test and the step count all see it."""
+    if cfg.train.batch_size != "auto":
+        return cfg
+    size = auto_batch_size(len(bundle.train))
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": size})})
+
+
 class ClassificationTask:
     """Classification of a :class:`DataBundle` with the model, optimiser and schedule of a
     :class:`RunConfig` (see :class:`~convbench.training.task.Task` for the methods)."""

@@ -34,6 +34,7 @@ from ..data import DataBundle, load_data
 from ..errors import ConfigError
 from ..results import Group, Run, load_group
 from ..store import Store
+from .classification import with_batch_size
 from .device import select_device, set_threads
 from .engine import FitState, Trainer, batches_per_epoch, prepare_config
 from .lifecycle import RecordedRun, Stopped, recorded_run, stored
@@ -461,6 +462,7 @@ def run_range_test(config: RunConfig | dict, spec: LRFindSpec, *, seed: int | No
     cfg = prepare_config(config)
     seed = cfg.train.seed if seed is None else seed
     bundle = bundle or load_data(cfg.data, seed)
+    cfg = with_batch_size(cfg, bundle)
     ipe = batches_per_epoch(len(bundle.train), cfg.train.batch_size)
     cfg = _test_config(cfg, spec, seed, math.ceil(spec.iters / ipe) if spec.iters else spec.epochs)
     device = select_device(cfg.train.device)

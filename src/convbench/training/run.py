@@ -22,6 +22,7 @@ from ..models import ignored_fields_note
 from ..results import Run
 from ..store import Store
 from .autotune import autotune, describe
+from .classification import with_batch_size
 from .device import select_device, set_threads
 from .engine import BEST, LAST, EpochHook, Trainer, prepare_config
 from .lifecycle import recorded_run, resumed_config, stored
@@ -60,6 +61,7 @@ def train(
     else:
         cfg = prepare_config(config if config is not None else {})
     bundle = load_data(cfg.data, cfg.train.seed)
+    cfg = with_batch_size(cfg, bundle)
     lr_bounds = None
     if not resume and cfg.schedule.bounds == "auto":
         cfg, lr_bounds = auto_bounds(cfg, bundle, store, group_id=group_id, quiet=quiet)
