@@ -1,6 +1,8 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename, so a
-kill at any moment leaves either the old file or the new one, never half of one (a browser,
-a CI artifact upload or a resumed run never reads a torn file).
+"""Atomic file writes and file locks. A write goes to a temporary file in the same folder,
+is fsynced, then renamed, so a kill at any moment leaves either the old file or the new one,
+never half of one (a browser, a CI artifact upload or a resumed run never reads a torn file).
+A lock (``file_lock``, ``hold_lock``) is an ``flock``, which the OS drops when its process
+dies.
 
 >>> import tempfile, pathlib
 >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -13,11 +15,14 @@ a CI artifact upload or a resumed run never reads a torn file).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from .errors import ConvbenchError
 
@@ -90,3 +95,35 @@ def write_text(path: str | Path, text: str) -> Path:
             handle.write(text)
 
     return atomic_write(path, write)
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block, waiting for it
+    if another process holds it. The OS drops the lock of a process that dies, even by
+    SIGKILL, so a crash never leaves it held."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def hold_lock(path: str | Path) -> IO[str] | None:
+    """Take the lock on ``path`` for as long as the returned handle stays open (for a
+    process's lifetime), or None at once if another process holds it.
+
+    >>> import tempfile, pathlib
+    >>> lock = pathlib.Path(tempfile.mkdtemp()) / "x.lock"
+    >>> held = hold_lock(lock)
+    >>> held is not None, hold_lock(lock) is None   # a second open file description waits
+    (True, True)
+    """
+    handle = open(path, "a")  # noqa: SIM115 — held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

@@ -29,7 +29,6 @@ from .errors import ConfigError, ConvbenchError
 from .registry import Registry
 from .results import Group, in_planned_order, load_group
 from .store import Store
-from .store.database import resolve_url
 from .training.device import available_cores
 
 DataIssues = Callable[[list[str]], None]
@@ -238,12 +237,11 @@ def compare(
                 [f"train.threads={threads}"] if threads else []))
             run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
             configs.append(seeded.model_copy(update={"name": run_name}))
-    if queue_only and (store.url if isinstance(store, Store)
-                       else resolve_url(store).render_as_string()).startswith("sqlite"):
-        raise ConfigError("--workers 0 queues the runs for `convbench worker` on other "
-                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
-                          "with a SQLite file give --workers 1 or more.")
     store = store if isinstance(store, Store) else Store(store)
+    if queue_only:
+        from .search.storage import require_shared_store
+
+        require_shared_store(store, "the runs", ConfigError)
     group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
         "models": list(dict.fromkeys(models or [s for s in variants or []

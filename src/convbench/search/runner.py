@@ -53,6 +53,7 @@ from .storage import (
     orphaned,
     queued_keys,
     requeue_orphans,
+    require_shared_store,
     trials,
     waiting,
 )
@@ -350,10 +351,8 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
     say = echo or (lambda text: None)
     store = store if isinstance(store, Store) else Store(store)
     _check_options(workers, audit_sample, time_budget_s)
-    if workers == 0 and store.url.startswith("sqlite"):
-        raise SearchError("--workers 0 queues the trials for `convbench worker` on other "
-                          "machines, which needs a PostgreSQL store (--store postgresql://…); "
-                          "with a SQLite file give --workers 1 or more.")
+    if workers == 0:
+        require_shared_store(store, "the trials", SearchError)
     if resume:
         group = find_search(store, resume)
         gid = group["id"]
@@ -390,7 +389,7 @@ def search(space: str | Path | dict | sp.SearchSpec | None = None, *,
         "threads": threads, "elapsed_s": used, "segment_started": time.time(),
         "deadline_at": deadline, **artifacts_marker(store, gid, create=not resume)})
     storage = open_storage(store)
-    if store.url.startswith("sqlite"):
+    if store.is_sqlite:
         # One machine and no worker running: every RUNNING trial is a killed worker's.
         # (PostgreSQL: remote workers may be alive; the heartbeat finds the dead ones.)
         requeued = sum(requeue_orphans(storage, get_study(storage, gid, phase))

@@ -96,11 +96,20 @@ def _trial_id(storage: RDBStorage, study: optuna.Study, t: FrozenTrial) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
 
 
+def require_shared_store(store: Store, what: str, error: type[Exception]) -> None:
+    """``--workers 0`` leaves ``what`` (the runs, the trials) for `convbench worker` on other
+    machines: refuse a SQLite file, which no other machine reaches."""
+    if store.is_sqlite:
+        raise error(f"--workers 0 queues {what} for `convbench worker` on other machines, "
+                    "which needs a PostgreSQL store (--store postgresql://…); with a SQLite "
+                    "file give --workers 1 or more.")
+
+
 def open_storage(store: Store, *, create: bool = True) -> RDBStorage:
     """Optuna's RDB storage on the store's database (tables created when ``create``), with
     the heartbeat on (see the module doc)."""
     quiet_optuna()
-    sqlite = store.url.startswith("sqlite")
+    sqlite = store.is_sqlite
     # PostgreSQL: test pooled connections first, so a server restart costs a reconnect.
     kwargs = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}} if sqlite else \
         {"pool_pre_ping": True, "connect_args": pg_connect_args(resolve_url(store.url))}

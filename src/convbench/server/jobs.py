@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import hold_lock
 from ..atomic import write_text as atomic_write_text
 from ..errors import ConfigError
 
@@ -45,16 +46,11 @@ def _own(folder: Path):
     """Hold the queue's lock for as long as this server lives (the OS drops it when the
     process dies, even by SIGKILL): two servers on one store would both start its queued
     jobs and fight over its workers."""
-    import fcntl
-
-    handle = open(folder / "server.lock", "w")  # noqa: SIM115 — held open on purpose
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
+    handle = hold_lock(folder / "server.lock")
+    if handle is None:
         raise ConfigError(
             f"Another convbench serve is already running on this store (its job queue "
-            f"{folder} is locked); open that one, or stop it first.") from None
+            f"{folder} is locked); open that one, or stop it first.")
     return handle
 
 

@@ -7,7 +7,6 @@ on the way in (see :mod:`convbench.store.jsonsafe`: NaN and infinities become ``
 
 from __future__ import annotations
 
-import fcntl
 import random
 import re
 import shutil
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from convbench.atomic import file_lock
 from convbench.errors import StoreError
 from convbench.store import database as db
 from convbench.store.artifacts import Artifacts
@@ -91,7 +91,7 @@ class Store:
         # checkpoints and weights; runs write in ``artifacts_root`` (for a URL, a local cache).
         self.artifacts = Artifacts(artifacts or db.artifacts_location(self._url))
         self.artifacts_root: Path = self.artifacts.local
-        if db.is_sqlite(self._url):
+        if self.is_sqlite:
             folder = Path(self._url.database or "").parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,11 @@ class Store:
         except StoreError:
             self.engine.dispose()
             raise
+
+    @property
+    def is_sqlite(self) -> bool:
+        """A SQLite file (one machine), not a server every worker reaches."""
+        return db.is_sqlite(self._url)
 
     def __repr__(self) -> str:
         return f"Store({db.safe_url(self._url)!r})"
@@ -138,14 +143,10 @@ class Store:
 
         Example: ``with store.exclusive(f"search-{gid}"): ...``.
         """
-        if db.is_sqlite(self._url):
+        if self.is_sqlite:
             db_file = Path(self._url.database or "")
-            with open(db_file.with_name(f".{db_file.name}.{name}.lock"), "a") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with file_lock(db_file.with_name(f".{db_file.name}.{name}.lock")):
+                yield
             return
         key = zlib.crc32(name.encode()) - 2**31  # advisory locks take a signed 64-bit key
         with self.engine.connect() as conn:

@@ -26,7 +26,6 @@ what was timed, and why, in its metrics (``autotune``) and train.log.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -38,7 +37,7 @@ from typing import Any
 import torch
 
 from .. import config as cfgmod
-from ..atomic import write_text
+from ..atomic import file_lock, write_text
 from ..config import RunConfig
 from ..data.bundle import DataBundle
 from ..data.sources import cache_root
@@ -191,8 +190,7 @@ def _cache() -> Iterator[dict[str, Any]]:
     both use that one choice."""
     path = cache_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with file_lock(path.with_suffix(".lock")):
         try:
             cache = json.loads(path.read_text()) if path.exists() else {}
         except (OSError, json.JSONDecodeError):
