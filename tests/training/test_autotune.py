@@ -44,6 +44,8 @@ def test_auto_times_every_combination_caches_the_choice_and_stores_it_resolved(t
     # Both layouts always; both precisions only where mixed precision exists on this device.
     has_amp = amp_dtype(select_device("auto"), True) is not None
     assert len(record["ms"]) == (4 if has_amp else 2)
+    if not has_amp:  # an AVX2-only CPU: the run is fp32, and its record says so
+        assert chosen["amp"] is False and all(name.startswith("fp32") for name in record["ms"])
     assert not chosen["compile"] and "too short to repay compiling" in record["why"]
     # The stored config holds what was chosen, so a resume or an evaluation uses the same.
     assert {k: first["config"]["train"][k] for k in chosen} == chosen

@@ -95,8 +95,10 @@ def _measure(cfg: RunConfig, bundle: DataBundle, auto: list[str], static: dict[s
     """Time every combination of the ``auto`` layout/precision knobs (compile is decided
     apart); interleaved passes, so a burst of other work hits them all alike."""
     device = select_device(cfg.train.device)
-    amps = [True, False] if "amp" in auto and amp_dtype(device, True) is not None else \
-        [static["amp"]]
+    # Where mixed precision does not exist (no native bf16: AVX2-only CPUs), amp would
+    # run in fp32 anyway: record that as amp off, not as a choice that was never made.
+    native = amp_dtype(device, True) is not None
+    amps = [True, False] if "amp" in auto and native else [static["amp"] and native]
     layouts = [True, False] if "channels_last" in auto else [static["channels_last"]]
     combos = [(a, c) for a in amps for c in layouts]
     times: dict[tuple[bool, bool], list[float]] = {c: [] for c in combos}
