@@ -100,7 +100,6 @@ class DetectionTask:
         self.losses: list[list[float]] = []  # [iteration, loss] of every step
         self.sums: dict[str, float] = {}  # running sums of the epoch in progress
         self.time_limited = False
-        self.last_loss = math.nan
 
     def build_model(self) -> nn.Module:
         return build_detector(self.cfg.model, len(self.train_ds.classes)).to(self.device)
@@ -140,7 +139,6 @@ class DetectionTask:
 
     def after_step(self, step: Step, lr: float, state: FitState) -> None:
         (parts,) = step.outputs
-        self.last_loss = step.value
         self.losses.append([state.iteration, step.value])
         sums = self.sums
         sums["n"] = sums.get("n", 0) + 1
@@ -150,7 +148,10 @@ class DetectionTask:
         sums["lr"] = lr
 
     def progress_stats(self) -> dict[str, float]:
-        return {"loss": self.last_loss}
+        # The epoch's running mean, as classification reports (the playground's per-batch
+        # points are window means of these); a non-finite batch makes it non-finite at once.
+        n = self.sums.get("n", 0)
+        return {"loss": self.sums["loss"] / n if n else math.nan}
 
     def out_of_time(self, state: FitState) -> bool:
         limit = self.cfg.train.max_time_s
