@@ -2,9 +2,15 @@
 
 import pytest
 
-from convbench.search.rules import chance_of, discard_reason, summarise
+from convbench.search.rules import chance_of, summarise, verdict
 from convbench.search.space import ScreenConfig
 from convbench.search.summary import correlations, winning_order
+
+
+def discard_reason(*args):
+    """The reason of a discard, None for a kept configuration."""
+    found = verdict(*args)
+    return found and found[1]
 
 
 def test_discard_rule_in_its_documented_order():

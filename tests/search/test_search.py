@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from convbench.search import search
 from convbench.search import space as sp
-from convbench.search.rules import discard_reason
+from convbench.search.rules import verdict
 from convbench.search.storage import get_study, open_storage, trials
 from convbench.store import Store
 
@@ -42,7 +42,8 @@ def test_screening_with_two_workers_discards_trains_audits_and_reports(cli, tmp_
     for row in rows.values():
         groups.setdefault(row["group"], []).append(row["early"])
     for label, row in rows.items():
-        expected = discard_reason(row["early"], row["chance"], groups[row["group"]], rule)
+        found = verdict(row["early"], row["chance"], groups[row["group"]], rule)
+        expected = found and found[1]
         if expected is None:
             assert row["status"] == "kept", (label, row["status"])
             assert row["final"] is not None

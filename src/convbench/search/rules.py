@@ -2,14 +2,12 @@
 configuration is discarded.
 
 >>> rule = ScreenConfig(margin_chance=0.05, margin_best=0.10)
->>> discard_reason(0.12, 0.10, [0.12, 0.60], rule)
-'no convergence: 0.120 < chance 0.100 + margin 0.050'
->>> discard_reason(0.45, 0.10, [0.45, 0.60], rule)
+>>> verdict(0.12, 0.10, [0.12, 0.60], rule)
+('no convergence', 'no convergence: 0.120 < chance 0.100 + margin 0.050')
+>>> verdict(0.45, 0.10, [0.45, 0.60], rule)[1]
 'far below the group best: 0.450 < best 0.600 − margin 0.100'
->>> discard_reason(0.55, 0.10, [0.55, 0.60], rule) is None
+>>> verdict(0.55, 0.10, [0.55, 0.60], rule) is None
 True
->>> verdict(0.45, 0.10, [0.45, 0.60], rule)[0]
-'far below the group best'
 """
 
 from __future__ import annotations
@@ -63,7 +61,9 @@ def decisive(early_stop: dict | None) -> bool:
 def verdict(score: float | None, chance: float, group: list[float | None], rule: ScreenConfig,
             early_stop: dict | None = None) -> tuple[str, str] | None:
     """``(rule, why)`` when a configuration is discarded, None when it is kept: a decisive
-    early stop of its range test first, then the discard rule (:func:`discard_reason`)."""
+    early stop of its range test first, then the discard rules: no score; not clearly above
+    chance; more than ``margin_best`` below the group's best (its own score included);
+    outside the group's ``top_k``."""
     if decisive(early_stop):
         assert early_stop is not None
         return early_stop["rule"], (
@@ -90,15 +90,6 @@ def _discard(score: float | None, chance: float, group: list[float | None],
         if rank > rule.top_k:
             return "top-k", f"outside the top {rule.top_k} of its group (rank {rank})"
     return None
-
-
-def discard_reason(score: float | None, chance: float, group: list[float | None],
-                   rule: ScreenConfig) -> str | None:
-    """Why a configuration with early ``score`` is discarded among its ``group`` (its own score
-    included), or None when it is kept. Rules, in order: not clearly above chance; more than
-    ``margin_best`` below the group's best; outside the group's ``top_k``."""
-    found = _discard(score, chance, group, rule)
-    return None if found is None else found[1]
 
 
 def distance_to_threshold(score: float, chance: float, group: list[float | None],
