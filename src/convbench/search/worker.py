@@ -211,9 +211,10 @@ class _Searches:
     def open_ids(self) -> list[str]:
         if self.w.group:
             return [self.w.group]
-        groups = self.store.list_groups()
+        # Every POLL_S while idle: only the running groups are read.
+        groups = self.store.list_groups(status="running")
         return [g["id"] for g in reversed(groups)  # oldest first
-                if g["status"] == "running" and is_queued(g)
+                if is_queued(g)
                 and (g["kind"] == "search" or g["kind"] in self.others)]
 
     def phases(self, group: dict) -> tuple[str, ...]:

@@ -493,8 +493,9 @@ class Store:
 
         self._transact(work)
 
-    def list_groups(self, kind: str | None = None) -> list[dict]:
-        """Groups, newest first, each with its ``run_ids``.
+    def list_groups(self, kind: str | None = None, status: str | None = None) -> list[dict]:
+        """Groups (of ``kind``, with ``status``, when given), newest first, each with its
+        ``run_ids``.
 
         Example: ``[g["name"] for g in store.list_groups(kind="search")]`` gives
         ``['b2-lr']``.
@@ -502,6 +503,8 @@ class Store:
         query = sa.select(groups).order_by(groups.c.created_at.desc(), groups.c.id.desc())
         if kind is not None:
             query = query.where(groups.c.kind == kind)
+        if status is not None:
+            query = query.where(groups.c.status == status)
 
         def work(conn: sa.Connection) -> list[dict]:
             found = [dict(r) for r in conn.execute(query).mappings()]
