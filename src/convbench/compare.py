@@ -237,11 +237,11 @@ def compare(
                 [f"train.threads={threads}"] if threads else []))
             run_name = run_kind.run_name(cfg.name, label, seed, len(seeds) > 1)
             configs.append(seeded.model_copy(update={"name": run_name}))
-    store = store if isinstance(store, Store) else Store(store)
     if queue_only:
         from .search.storage import require_shared_store
 
         require_shared_store(store, "the runs", ConfigError)
+    store = store if isinstance(store, Store) else Store(store)
     group_id = store.create_group(kind=run_kind.group_kind, name=name, config={
         "base": cfg.model_dump(mode="json"), "variants": sets, "seeds": seeds,
         "models": list(dict.fromkeys(models or [s for s in variants or []

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import event
 
 from ..store import Store
-from ..store.database import BUSY_TIMEOUT_MS, pg_connect_args, resolve_url
+from ..store.database import BUSY_TIMEOUT_MS, is_sqlite, pg_connect_args, resolve_url
 
 PHASES = ("screen", "train", "audit")
 QUEUE_PHASE = "compare"  # the one study of a comparison queued for workers
@@ -96,10 +96,11 @@ def _trial_id(storage: RDBStorage, study: optuna.Study, t: FrozenTrial) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
 
 
-def require_shared_store(store: Store, what: str, error: type[Exception]) -> None:
+def require_shared_store(store: Store | str | None, what: str, error: type[Exception]) -> None:
     """``--workers 0`` leaves ``what`` (the runs, the trials) for `convbench worker` on other
-    machines: refuse a SQLite file, which no other machine reaches."""
-    if store.is_sqlite:
+    machines: refuse a SQLite file, which no other machine reaches (a path or URL is checked
+    without creating the file)."""
+    if store.is_sqlite if isinstance(store, Store) else is_sqlite(resolve_url(store)):
         raise error(f"--workers 0 queues {what} for `convbench worker` on other machines, "
                     "which needs a PostgreSQL store (--store postgresql://…); with a SQLite "
                     "file give --workers 1 or more.")
