@@ -11,8 +11,9 @@ the training time. One seed per variant: a difference below about one point is n
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
+
+from throughput import cpu_flags
 
 import convbench
 from convbench.results import in_planned_order
@@ -31,11 +32,6 @@ VARIANTS = {
 }
 
 
-def cpu_kind() -> str:
-    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return ", ".join(f for f in ("avx512_bf16", "avx2") if f in flags) or "neither"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="fashion-mnist")
@@ -52,7 +48,7 @@ def main() -> None:
                                   store=f"{tmp}/runs.db", name="techniques")
         runs = in_planned_order(group).runs
     print(f"{a.model}, {a.dataset} train_limit={a.train_limit}, {a.epochs} epochs, seed "
-          f"{a.seed}; CPU flags: {cpu_kind()}")
+          f"{a.seed}; CPU flags: {cpu_flags()}")
     base_acc = {}
     for label, run in zip(VARIANTS, runs, strict=True):
         acc = run.metrics.get("test_accuracy")

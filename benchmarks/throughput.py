@@ -40,7 +40,7 @@ import convbench
 from convbench.config import build
 from convbench.data import load_data
 from convbench.models import create_model
-from convbench.training.device import amp_dtype, autocast, set_threads
+from convbench.training.device import amp_dtype, autocast, cpuinfo, set_threads
 
 
 class PilDataset(Dataset):
@@ -177,9 +177,8 @@ def compare(dataset: str, model: str, batch: int, steps: int,
 
 def cpu_flags() -> str:
     """The flags that decide the kernels: which kind of machine these figures are from."""
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    except (OSError, StopIteration):
+    flags = (cpuinfo("flags") or "").split()
+    if not flags:
         return "unknown"
     return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
 
